@@ -1,0 +1,9 @@
+"""SOLARIS-batch: speculative offloading of foundation-model inference for ad ranking.
+
+Data flows one way::
+
+    request logs -> speculate (Spark) -> plan shards -> infer (torch) -> embedding shards
+                 -> publish (validate, manifest, atomic pointer) -> snapshot -> lookup (serving)
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,233 @@
+"""The ``solaris`` command: every stage callable without Airflow.
+
+Expected failures (``SolarisError``) print one line, ``solaris: error: ...``, and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from solaris_batch.errors import SolarisError, InputNotFound
+
+
+def _settings(a: argparse.Namespace):
+    from solaris_batch.config import load_settings
+
+    return load_settings(logs=getattr(a, "logs", None), work=getattr(a, "work", None),
+                         snapshots=getattr(a, "root", None), model=getattr(a, "model", None),
+                         model_name=getattr(a, "model_name", None), shards=getattr(a, "shards", None))
+
+
+def _need(path: Path | None, what: str, hint: str) -> Path:
+    if path is None or not Path(path).exists():
+        raise InputNotFound(f"{what} {path} does not exist: {hint}")
+    return Path(path)
+
+
+def cmd_simulate(a):
+    from solaris_batch.logs.simulator import SimConfig, simulate
+
+    cfg = SimConfig(start=a.start, hours=a.hours, users=a.users, ads=a.ads, seed=a.seed,
+                    candidates=a.candidates, explore=a.explore, churn=a.churn)
+    s = simulate(cfg, a.out)
+    print(f"simulate: {s.rows:,} rows, {s.requests:,} requests, {s.impressions:,} impressions,"
+          f" {s.clicks:,} clicks over {s.hours} h -> {a.out} ({s.rows_per_s:,.0f} rows/s generated)")
+
+
+def cmd_speculate(a):
+    from solaris_batch import pipeline
+
+    st = _settings(a)
+    info = pipeline.speculate(st, st.logs_root, a.at, a.out, a.lookback, a.horizon, a.budget, st.shards,
+                              a.seq_len, submit=a.submit)
+    print(f"speculate: planned {info.pairs:,} pairs (budget {info.budget} = {info.budget_pairs:,}) for"
+          f" {info.users:,} users in {len(info.shards)} shards from {info.rows_read:,} log rows"
+          f" ({info.quarantined} quarantined) -> {a.out}")
+
+
+def cmd_train_fm(a):
+    from solaris_batch.model.train import train_fm
+
+    st = _settings(a)
+    r = train_fm(st.logs_root, a.until, st.model_path, window=a.window, lookback=a.lookback, preset=a.preset,
+                 epochs=a.epochs, max_steps=a.max_steps, seed=a.seed)
+    auc = "n/a" if r.val_auc is None else f"{r.val_auc:.4f}"
+    print(f"train-fm: {r.examples:,} examples, {r.steps} steps, loss {r.train_loss:.4f}, held-out AUC {auc},"
+          f" {r.seconds:.1f}s -> {st.model_path} (version {r.version})")
+
+
+def cmd_infer(a):
+    from solaris_batch.inference.runner import infer_plan
+
+    st = _settings(a)
+    _need(a.plan, "plan", "run 'solaris speculate --out PLAN' first")
+    rs = infer_plan(a.plan, st.model_path, a.out, shard=a.shard, device=a.device or st.device,
+                    batch_pairs=a.batch_pairs)
+    print(f"infer: {sum(r.pairs for r in rs):,} pairs in {len(rs)} shards -> {a.out}")
+
+
+def cmd_publish(a):
+    from solaris_batch.snapshots.publish import publish
+
+    st = _settings(a)
+    _need(a.embeddings, "embeddings folder", "run 'solaris infer --out EMB' first")
+    extra = {}
+    if a.plan:
+        from solaris_batch.pipeline import plan_extra
+        from solaris_batch.speculate.plan import read_plan_info
+
+        extra = plan_extra(read_plan_info(a.plan))
+    r = publish(a.embeddings, st.snapshots_root, st.model_name, extra)
+    note = "" if r.created else " (already published: no-op)"
+    if r.current != r.snapshot_id:
+        note += f"; CURRENT stays on newer {r.current}"
+    print(f"publish: {r.rows:,} rows{note} -> CURRENT={r.current}", file=sys.stderr)
+    print(r.snapshot_id)
+
+
+def cmd_run(a):
+    from solaris_batch import pipeline
+
+    st = _settings(a)
+    out = pipeline.run_all(st, st.logs_root, a.at, st.model_path, st.snapshots_root, a.lookback, a.horizon,
+                           a.budget, st.shards, a.device or st.device)
+    print(json.dumps(out["snapshot"]))
+
+
+def cmd_replay(a):
+    from solaris_batch import pipeline
+
+    st = _settings(a)
+    print(json.dumps(pipeline.replay(st.logs_root, st.snapshots_root, st.model_name, a.at, a.horizon)))
+
+
+def cmd_lookup(a):
+    import numpy as np
+
+    from solaris_batch.serving import EmbeddingStore
+
+    st = _settings(a)
+    store = EmbeddingStore.open(st.snapshots_root, st.model_name)
+    ads = np.array([int(x) for x in a.ads.split(",")], dtype=np.int64)
+    res = store.lookup(np.full(len(ads), a.user, dtype=np.int64), ads)
+    for ad, hit, e in zip(ads, res.hit, res.embeddings, strict=True):
+        print(json.dumps({"user_id": a.user, "ad_id": int(ad), "hit": bool(hit),
+                          "embedding": [round(float(x), 5) for x in e] if hit else None}))
+
+
+def cmd_config(a):
+    st = _settings(a)
+    body = {k: str(v) for k, v in st.model_dump().items()}
+    body.update(logs_root=str(st.logs_root), work_root=str(st.work_root), snapshots_root=st.snapshots_root,
+                model_path=str(st.model_path))
+    print(json.dumps(body, indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="solaris", description="SOLARIS-batch: precompute FM embeddings for the pairs"
+                                " the next requests will score. Paths default to SOLARIS_* env vars, then ./data.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, fn, help_):
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    def window_args(sp, budget=True):
+        sp.add_argument("--at", required=True, help="horizon start T, ISO time in UTC (e.g. 2026-11-21T23:00)")
+        sp.add_argument("--lookback", default="24h", help="log window before T to mine (m/h/d suffix; default 24h)")
+        sp.add_argument("--horizon", default="1h", help="horizon to plan for (default 1h)")
+        if budget:
+            sp.add_argument("--budget", default="2x", help="max pairs: a count (50000) or Nx of the last horizon's"
+                            " distinct pairs (default 2x)")
+
+    sp = add("simulate", cmd_simulate, "write a simulated ads marketplace as canonical request logs")
+    sp.add_argument("--out", type=Path, required=True, help="log root to write")
+    sp.add_argument("--start", required=True, help="first hour, ISO time UTC")
+    sp.add_argument("--hours", type=int, required=True)
+    sp.add_argument("--users", type=int, default=5000)
+    sp.add_argument("--ads", type=int, default=2000)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--candidates", type=int, default=30, help="mean final-stage candidates per request")
+    sp.add_argument("--explore", type=float, default=0.15, help="share of candidates outside the user's pool")
+    sp.add_argument("--churn", type=float, default=0.02, help="hourly interest-pool churn")
+
+    sp = add("speculate", cmd_speculate, "Spark job: plan the pairs of the next horizon under a budget")
+    sp.add_argument("--logs", type=Path, help="request-log root (default SOLARIS_LOGS)")
+    window_args(sp)
+    sp.add_argument("--out", type=Path, required=True, help="plan folder to write (replaced whole)")
+    sp.add_argument("--shards", type=int, help="plan shards (default SOLARIS_SHARDS or 4)")
+    sp.add_argument("--seq-len", type=int, default=128, help="events kept per user sequence")
+    sp.add_argument("--submit", action="store_true", help="run through spark-submit in a child process")
+
+    sp = add("train-fm", cmd_train_fm, "train the reference FM on impressions before --until")
+    sp.add_argument("--logs", type=Path)
+    sp.add_argument("--until", required=True, help="train on data strictly before this time (UTC)")
+    sp.add_argument("--out", dest="model", type=Path, help="checkpoint folder (default SOLARIS_MODEL)")
+    sp.add_argument("--window", default="24h", help="training window before --until")
+    sp.add_argument("--lookback", default="24h", help="history window for each example's sequence")
+    sp.add_argument("--preset", default="small", help="model size preset: small or large")
+    sp.add_argument("--epochs", type=int, default=2)
+    sp.add_argument("--max-steps", type=int)
+    sp.add_argument("--seed", type=int, default=0)
+
+    sp = add("infer", cmd_infer, "run the FM over a plan and write embedding shards")
+    sp.add_argument("--plan", type=Path, required=True)
+    sp.add_argument("--model", type=Path, help="checkpoint folder (default SOLARIS_MODEL)")
+    sp.add_argument("--out", type=Path, required=True, help="embedding shard folder")
+    sp.add_argument("--shard", type=int, help="only this shard (default: all)")
+    sp.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
+    sp.add_argument("--batch-pairs", type=int, default=8192, help="pairs per batch (whole users)")
+
+    sp = add("publish", cmd_publish, "validate embedding shards and publish a snapshot; prints its id")
+    sp.add_argument("--embeddings", type=Path, required=True)
+    sp.add_argument("--root", help="snapshot root (default SOLARIS_SNAPSHOTS)")
+    sp.add_argument("--model-name", help="default SOLARIS_MODEL_NAME or fm")
+    sp.add_argument("--plan", type=Path, help="plan folder, to record its window in the manifest")
+
+    sp = add("run", cmd_run, "speculate -> infer -> publish for one horizon, without Airflow")
+    sp.add_argument("--logs", type=Path)
+    window_args(sp)
+    sp.add_argument("--model", type=Path)
+    sp.add_argument("--root")
+    sp.add_argument("--model-name")
+    sp.add_argument("--work", type=Path, help="plans/embeddings root (default SOLARIS_WORK)")
+    sp.add_argument("--shards", type=int)
+    sp.add_argument("--device")
+
+    sp = add("replay", cmd_replay, "hit rate of a horizon's (request, ad) rows against the live snapshot")
+    sp.add_argument("--logs", type=Path)
+    sp.add_argument("--at", required=True)
+    sp.add_argument("--horizon", default="1h")
+    sp.add_argument("--root")
+    sp.add_argument("--model-name")
+
+    sp = add("lookup", cmd_lookup, "look up one user's ads in the live snapshot (JSON lines)")
+    sp.add_argument("--root")
+    sp.add_argument("--model-name")
+    sp.add_argument("--user", type=int, required=True)
+    sp.add_argument("--ads", required=True, help="comma-separated ad ids")
+
+    add("config", cmd_config, "print the effective settings")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        a.fn(a)
+    except SolarisError as e:
+        print(f"solaris: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("solaris: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""One typed settings object shared by the CLI, the Spark jobs and the DAGs.
+
+Precedence: command-line flag > ``SOLARIS_*`` environment variable > embedded default. Every path
+defaults to a folder under ``SOLARIS_DATA`` (``./data`` of the working directory), so a fresh
+checkout runs with no configuration at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Locations and engine settings. Field ``x`` is read from env ``SOLARIS_X``."""
+
+    model_config = SettingsConfigDict(env_prefix="SOLARIS_", extra="forbid", frozen=True)
+
+    data: Path = Field(default_factory=lambda: Path.cwd() / "data")
+    """Project-local data directory; the default parent of every location below."""
+
+    logs: Path | None = None
+    """Request-log root (``<logs>/requests/dt=.../hour=.../``). Default ``<data>/logs``."""
+
+    work: Path | None = None
+    """Plans and embedding shards, keyed by interval. Default ``<data>/work``."""
+
+    snapshots: str | None = None
+    """Snapshot root: a local path or a pyarrow filesystem URI. Default ``<data>/snapshots``."""
+
+    model: Path | None = None
+    """FM checkpoint directory. Default ``<data>/models/fm``."""
+
+    model_name: str = "fm"
+    """Name under which snapshots are published (``<snapshots>/<model_name>/``)."""
+
+    spark_master: str = "local[*]"
+    """Spark master URL; ``local[*]`` embeds Spark, ``spark://host:7077`` or ``yarn`` scale out."""
+
+    spark_driver_memory: str = "2g"
+    """``spark.driver.memory`` for the speculate job."""
+
+    spark_shuffle_partitions: int = 8
+    """``spark.sql.shuffle.partitions``; small by default for one machine, raise on a cluster."""
+
+    shards: int = 4
+    """Number of plan/embedding shards (parallel inference tasks)."""
+
+    device: str = "auto"
+    """Torch device for inference: ``auto`` (CUDA when present), ``cpu`` or ``cuda[:i]``."""
+
+    @field_validator("model_name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not v or not all(c.isalnum() or c in "-_." for c in v) or v.startswith("."):
+            raise ValueError(f"model name {v!r} must be letters, digits, '-', '_' or '.'")
+        return v
+
+    @field_validator("shards")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("shards must be >= 1")
+        return v
+
+    # Resolved locations -------------------------------------------------------------------
+    @property
+    def logs_root(self) -> Path:
+        return self.logs or self.data / "logs"
+
+    @property
+    def work_root(self) -> Path:
+        return self.work or self.data / "work"
+
+    @property
+    def snapshots_root(self) -> str:
+        return self.snapshots or str(self.data / "snapshots")
+
+    @property
+    def model_path(self) -> Path:
+        return self.model or self.data / "models" / "fm"
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Return a copy with the non-None overrides applied (CLI flags)."""
+        values = self.model_dump()
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return Settings(**values)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment, then apply CLI overrides; raise ``ConfigError`` on bad values."""
+    from pydantic import ValidationError
+
+    from solaris_batch.errors import ConfigError
+
+    try:
+        return Settings().with_overrides(**overrides)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(
+            f"invalid setting {where}: {first['msg']} (check SOLARIS_{where.upper()} or the flag)"
+        ) from None

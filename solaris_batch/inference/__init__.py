@@ -1,0 +1,1 @@
+"""Shard runner: plan shard -> user-grouped batches -> FM -> embedding shard."""

@@ -1,0 +1,1 @@
+"""Request logs: the canonical Hive-partitioned table, its reader, and the simulator."""

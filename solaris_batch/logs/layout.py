@@ -1,0 +1,35 @@
+"""Paths of the canonical request log: ``<logs>/requests/dt=YYYY-MM-DD/hour=HH/*.parquet``."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SUCCESS = "_SUCCESS"
+
+
+def partition_dir(logs: Path, hour: datetime) -> Path:
+    """Folder of the hour partition that starts at ``hour`` (UTC)."""
+    return Path(logs) / "requests" / f"dt={hour:%Y-%m-%d}" / f"hour={hour:%H}"
+
+
+def write_table_atomic(table: pa.Table, path: Path, **kwargs) -> None:
+    """Write a Parquet file under a temporary name, fsync it, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    pq.write_table(table, tmp, **kwargs)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_partition(logs: Path, hour: datetime, table: pa.Table) -> Path:
+    """Write one hour partition (``part-00000.parquet``) and then its ``_SUCCESS`` marker."""
+    d = partition_dir(logs, hour)
+    write_table_atomic(table, d / "part-00000.parquet", row_group_size=1 << 20)
+    (d / SUCCESS).touch()
+    return d

@@ -1,0 +1,92 @@
+"""Read windows of the canonical request log, refusing incomplete or malformed input loudly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from solaris_batch import schemas
+from solaris_batch.errors import EmptyWindow, InputNotFound, PartitionIncomplete, PartitionMissing
+from solaris_batch.logs.layout import SUCCESS, partition_dir
+from solaris_batch.timeutil import Window
+
+
+def require_logs_root(logs: Path) -> Path:
+    logs = Path(logs)
+    if not (logs / "requests").is_dir():
+        raise InputNotFound(
+            f"no request log at {logs}/requests: pass --logs (or set SOLARIS_LOGS) to a log root,"
+            " or create one with 'solaris simulate --out DIR'"
+        )
+    return logs
+
+
+def partition_paths(logs: Path, window: Window, allow_missing: bool = False) -> list[Path]:
+    """Hour partitions covering ``window``; each must exist and hold ``_SUCCESS``.
+
+    With ``allow_missing``, absent hours are skipped (a window that starts before the log does),
+    but a partition that exists without ``_SUCCESS`` is always refused: it may still be written.
+    """
+    logs = require_logs_root(logs)
+    out = []
+    for hour in window.hours():
+        d = partition_dir(logs, hour)
+        if not d.is_dir():
+            if allow_missing:
+                continue
+            raise PartitionMissing(
+                f"log partition {d} is missing for window {window}: backfill that hour or"
+                " shorten --lookback"
+            )
+        if not (d / SUCCESS).exists():
+            raise PartitionIncomplete(
+                f"log partition {d} has no {SUCCESS} marker (still being written?):"
+                " wait for it to complete, then rerun"
+            )
+        out.append(d)
+    if not out:
+        raise EmptyWindow(f"no log partitions in window {window} under {logs}/requests: check --at and --lookback")
+    return out
+
+
+def read_window(
+    logs: Path,
+    window: Window,
+    columns: list[str] | None = None,
+    where: pc.Expression | None = None,
+    allow_missing: bool = False,
+) -> pa.Table:
+    """Rows with ``window.start <= ts < window.end`` in the canonical schema, ordered by file.
+
+    Raises ``SchemaMismatch`` if any file breaks the contract and ``EmptyWindow`` if no row matches.
+    """
+    paths = partition_paths(logs, window, allow_missing=allow_missing)
+    files = sorted(str(f) for p in paths for f in p.glob("*.parquet"))
+    if not files:
+        raise EmptyWindow(f"log partitions for {window} hold no Parquet files")
+    for f in files:
+        schemas.check_schema(pq.read_schema(f), schemas.REQUEST_LOG, f"log file {f}")
+    dataset = ds.dataset(files, format="parquet", schema=schemas.REQUEST_LOG)
+    cond = (pc.field("ts") >= pa.scalar(window.start, schemas.TS)) & (
+        pc.field("ts") < pa.scalar(window.end, schemas.TS)
+    )
+    if where is not None:
+        cond = cond & where
+    table = dataset.to_table(columns=columns, filter=cond)
+    if table.num_rows == 0:
+        raise EmptyWindow(f"no log rows in window {window}{' matching the filter' if where is not None else ''}")
+    return table
+
+
+def read_ads(logs: Path) -> pa.Table | None:
+    """The optional ads dimension table, or None when ``<logs>/ads`` is absent."""
+    d = Path(logs) / "ads"
+    if not d.is_dir():
+        return None
+    table = ds.dataset(d, format="parquet").to_table()
+    schemas.check_schema(table.schema, schemas.ADS, f"ads table {d}")
+    return table

@@ -1,0 +1,1 @@
+"""The reference foundation model, its input features, checkpoint IO and training."""

@@ -1,0 +1,89 @@
+"""Every stage as a plain function: what the CLI and the DAG tasks call.
+
+Paths are keyed by the horizon start T: ``<work>/plans/<T>`` and ``<work>/embeddings/<T>``, so a
+rerun for the same interval overwrites its own outputs and nothing else.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+from solaris_batch.config import Settings
+from solaris_batch.errors import SolarisError
+from solaris_batch.speculate.plan import PlanInfo, read_plan_info
+from solaris_batch.timeutil import Window, parse_duration, parse_time, stamp
+
+
+@dataclass(frozen=True)
+class IntervalPaths:
+    plan: Path
+    embeddings: Path
+
+
+def interval_paths(settings: Settings, at: str | datetime) -> IntervalPaths:
+    s = stamp(parse_time(at))
+    return IntervalPaths(settings.work_root / "plans" / s, settings.work_root / "embeddings" / s)
+
+
+def speculate(settings: Settings, logs: Path, at: str, out: Path, lookback: str = "24h", horizon: str = "1h",
+              budget: str = "2x", shards: int | None = None, seq_len: int = 128, submit: bool = False) -> PlanInfo:
+    """Run the Spark speculate job in this process, or as ``spark-submit`` with ``submit``."""
+    args = ["--logs", str(logs), "--at", parse_time(at).isoformat(), "--lookback", lookback,
+            "--horizon", horizon, "--budget", str(budget), "--out", str(out),
+            "--shards", str(shards or settings.shards), "--seq-len", str(seq_len)]
+    if submit:
+        from spark_jobs.session import submit_command
+
+        proc = subprocess.run(submit_command(settings, "speculate", args), capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = [ln for ln in proc.stderr.splitlines() if ln.strip()][-15:]
+            msg = next((ln.split("solaris: error: ", 1)[1] for ln in tail if "solaris: error: " in ln), None)
+            if msg:
+                raise SolarisError(msg)
+            raise RuntimeError("spark-submit speculate failed:\n" + "\n".join(tail))
+        return read_plan_info(out)
+    from spark_jobs import speculate as job
+
+    return job.main(args, settings=settings)
+
+
+def replay(logs: Path, root: str, model_name: str, at: str, horizon: str = "1h") -> dict:
+    """Look up every (request, ad) row of ``[at, at + horizon)`` in the live snapshot."""
+    import numpy as np
+
+    from solaris_batch.logs.reader import read_window
+    from solaris_batch.serving import EmbeddingStore
+
+    store = EmbeddingStore.open(root, model_name)
+    t = read_window(logs, Window.after(parse_time(at), parse_duration(horizon)), columns=["user_id", "ad_id"])
+    u, a = t.column("user_id").to_numpy(), t.column("ad_id").to_numpy()
+    res = store.lookup(u, a)
+    first_hit = int(np.argmax(res.hit)) if res.hit.any() else 0
+    return {"snapshot_id": store.snapshot_id, "snapshot_pairs": len(store), "horizon_rows": int(len(u)),
+            "request_hit_rate": res.hit_rate,
+            "sample": {"user_id": int(u[first_hit]), "ad_id": int(a[first_hit]), "hit": bool(res.hit[first_hit]),
+                       "embedding_head": [round(float(x), 4) for x in res.embeddings[first_hit][:6]]}}
+
+
+def run_all(settings: Settings, logs: Path, at: str, model: Path, root: str, lookback: str = "24h",
+            horizon: str = "1h", budget: str = "2x", shards: int | None = None, device: str = "auto") -> dict:
+    """speculate -> infer -> publish for one horizon, no Airflow."""
+    from solaris_batch.inference.runner import infer_plan
+    from solaris_batch.model.checkpoint import load_checkpoint
+    from solaris_batch.snapshots.publish import publish
+
+    load_checkpoint(model)  # fail before the Spark job if the model is unusable
+    paths = interval_paths(settings, at)
+    info = speculate(settings, logs, at, paths.plan, lookback, horizon, budget, shards)
+    infer_plan(paths.plan, model, paths.embeddings, device=device)
+    res = publish(paths.embeddings, root, settings.model_name, extra=plan_extra(info))
+    return {"plan": asdict(info), "snapshot": asdict(res)}
+
+
+def plan_extra(info: PlanInfo) -> dict:
+    """Plan provenance recorded in a snapshot's manifest."""
+    return {"window": {"at": info.at, "lookback": info.lookback, "horizon": info.horizon},
+            "speculator": info.speculator, "budget": info.budget, "plan_pairs": info.pairs}

@@ -1,0 +1,1 @@
+"""Embedding shards, snapshot manifests, validation gates and atomic publish."""

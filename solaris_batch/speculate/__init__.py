@@ -1,0 +1,1 @@
+"""Pure-Python side of speculation: budgets, plan layout, coverage metrics."""

@@ -1,0 +1,60 @@
+"""One place that builds the SparkSession from ``Settings`` (local[*] by default)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from solaris_batch.config import Settings
+
+SQL_DIR = Path(os.environ.get("SOLARIS_SQL_DIR", Path(__file__).resolve().parents[1] / "sql"))
+
+
+def spark_conf(settings: Settings) -> dict[str, str]:
+    """Spark settings shared by in-process sessions and ``spark-submit`` command lines."""
+    conf = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+        "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.memory": settings.spark_driver_memory,
+    }
+    if settings.spark_master.startswith("local"):
+        conf.update({"spark.ui.enabled": "false", "spark.driver.host": "127.0.0.1",
+                     "spark.driver.bindAddress": "127.0.0.1"})
+    return conf
+
+
+def get_spark(settings: Settings, app_name: str = "solaris"):
+    """Get or create the SparkSession; workers use this interpreter."""
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name).master(settings.spark_master)
+    for k, v in spark_conf(settings).items():
+        builder = builder.config(k, v)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def sql_text(name: str) -> str:
+    return (SQL_DIR / name).read_text()
+
+
+def submit_command(settings: Settings, job: str, args: list[str]) -> list[str]:
+    """``spark-submit`` command line for ``spark_jobs/<job>.py`` under ``settings``.
+
+    Used where the job must run in its own process (Airflow tasks); on a cluster master the same
+    line ships the job to the cluster.
+    """
+    script = Path(__file__).resolve().parent / f"{job}.py"
+    submit = Path(sys.executable).parent / "spark-submit"
+    cmd = [str(submit) if submit.exists() else "spark-submit", "--master", settings.spark_master]
+    for k, v in spark_conf(settings).items():
+        cmd += ["--conf", f"{k}={v}"]
+    cmd += ["--conf", f"spark.pyspark.python={sys.executable}",
+            "--conf", f"spark.pyspark.driver.python={sys.executable}"]
+    return cmd + [str(script), *args]
