@@ -35,11 +35,13 @@ def speculate(settings: Settings, logs: Path, at: str, out: Path, lookback: str 
             "--horizon", horizon, "--budget", str(budget), "--out", str(out),
             "--shards", str(shards or settings.shards), "--seq-len", str(seq_len)]
     if submit:
-        from spark_jobs.session import submit_command
+        from spark_jobs.session import submit_command, submit_env
 
-        proc = subprocess.run(submit_command(settings, "speculate", args), capture_output=True, text=True)
+        proc = subprocess.run(submit_command(settings, "speculate", args), capture_output=True, text=True,
+                              env=submit_env())
+        print(proc.stdout[-4000:], end="")
         if proc.returncode != 0:
-            tail = [ln for ln in proc.stderr.splitlines() if ln.strip()][-15:]
+            tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()][-15:]
             msg = next((ln.split("solaris: error: ", 1)[1] for ln in tail if "solaris: error: " in ln), None)
             if msg:
                 raise SolarisError(msg)
@@ -87,3 +89,36 @@ def plan_extra(info: PlanInfo) -> dict:
     """Plan provenance recorded in a snapshot's manifest."""
     return {"window": {"at": info.at, "lookback": info.lookback, "horizon": info.horizon},
             "speculator": info.speculator, "budget": info.budget, "plan_pairs": info.pairs}
+
+
+# Interval-keyed steps used by the Airflow tasks (small JSON-able results for XCom) -------------
+def partition_ready(settings: Settings, hour_start: datetime) -> bool:
+    """True when the log partition of the hour starting at ``hour_start`` holds ``_SUCCESS``."""
+    from solaris_batch.logs.layout import SUCCESS, partition_dir
+
+    return (partition_dir(settings.logs_root, parse_time(hour_start)) / SUCCESS).exists()
+
+
+def speculate_interval(settings: Settings, at: datetime, lookback: str, horizon: str, budget: str,
+                       shards: int) -> dict:
+    paths = interval_paths(settings, at)
+    info = speculate(settings, settings.logs_root, parse_time(at).isoformat(), paths.plan, lookback, horizon,
+                     budget, shards, submit=True)
+    return {"plan": str(paths.plan), "shards": info.shards, "pairs": info.pairs, "users": info.users}
+
+
+def infer_interval(settings: Settings, at: datetime, shard: int) -> dict:
+    from solaris_batch.inference.runner import infer_plan
+
+    paths = interval_paths(settings, at)
+    (r,) = infer_plan(paths.plan, settings.model_path, paths.embeddings, shard=shard, device=settings.device)
+    return {"shard": r.shard, "pairs": r.pairs, "skipped": r.skipped}
+
+
+def publish_interval(settings: Settings, at: datetime) -> dict:
+    from solaris_batch.snapshots.publish import publish
+
+    paths = interval_paths(settings, at)
+    r = publish(paths.embeddings, settings.snapshots_root, settings.model_name,
+                extra=plan_extra(read_plan_info(paths.plan)))
+    return {"snapshot_id": r.snapshot_id, "rows": r.rows, "current": r.current, "created": r.created}

@@ -58,3 +58,14 @@ def submit_command(settings: Settings, job: str, args: list[str]) -> list[str]:
     cmd += ["--conf", f"spark.pyspark.python={sys.executable}",
             "--conf", f"spark.pyspark.driver.python={sys.executable}"]
     return cmd + [str(script), *args]
+
+
+def submit_env() -> dict[str, str]:
+    """Environment for ``spark-submit``: SPARK_HOME of the installed pyspark, this interpreter."""
+    import pyspark
+
+    env = dict(os.environ)
+    env.setdefault("SPARK_HOME", str(Path(pyspark.__file__).parent))
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    return env

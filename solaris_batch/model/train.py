@@ -110,7 +110,7 @@ def train_fm(
             steps += 1
             losses.append(loss.item())
             bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", refresh=False)
     bar.close()
     model.eval()
     val_auc = None

@@ -1,0 +1,43 @@
+# SOLARIS-batch: `make demo` runs the main job, `make test` runs the tests. Each sets itself up.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export AIRFLOW_HOME := $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__UNIT_TEST_MODE := False
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup demo test test-fast lint airflow-db clean
+
+setup: $(STAMP) $(AIRFLOW_HOME)/.migrated
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+$(AIRFLOW_HOME)/.migrated: $(STAMP)
+	mkdir -p $(AIRFLOW_HOME)
+	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+	touch $@
+
+airflow-db: $(AIRFLOW_HOME)/.migrated
+
+demo: setup
+	$(BIN)/python -m solaris_batch.demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check solaris_batch spark_jobs dags tests benchmarks
+
+clean:
+	rm -rf .airflow data demo-data .pytest_cache
