@@ -172,16 +172,21 @@ class _World:
         surface = rng.choice(len(SURFACES), R, p=SURFACE_P)
         k = np.clip(rng.poisson(cfg.candidates, R), 5, 100)
 
-        row_req = np.repeat(np.arange(R), k)
+        # Draw 1.6x the candidates, drop repeated (request, ad) draws (a ranker scores an ad once
+        # per request), then keep k distinct ones per request, chosen at random.
+        row_req = np.repeat(np.arange(R), np.ceil(1.6 * k).astype(np.int64))
         row_user = req_user[row_req]
         n = len(row_req)
         slot = np.searchsorted(self.slot_cum, rng.random(n) * self.slot_cum[-1], side="right")
         ad = self.pool[row_user, np.minimum(slot, cfg.pool - 1)]
         explore = rng.random(n) < cfg.explore
         ad[explore] = self._draw_popular(int(explore.sum()), np.flatnonzero(live))
-        # A ranker scores an ad once per request: drop repeated (request, ad) draws.
         _, first = np.unique(row_req * cfg.ads + ad, return_index=True)
         row_req, row_user, ad = row_req[first], row_user[first], ad[first]
+        o = np.argsort(row_req + rng.random(len(row_req)) * 0.999, kind="stable")
+        row_req, row_user, ad = row_req[o], row_user[o], ad[o]
+        keep = (np.arange(len(row_req)) - np.searchsorted(row_req, np.arange(R))[row_req]) < k[row_req]
+        row_req, row_user, ad = row_req[keep], row_user[keep], ad[keep]
 
         u, a = self.user_vec[row_user], self.ad_vec[ad]
         half = cfg.latent_dim // 2

@@ -68,6 +68,8 @@ def pack_lists(ad_lists: pa.ChunkedArray | pa.Array, clicked_lists, seq_len: int
     """Right-align list columns (``seq_ad_id``, ``seq_clicked``) into ``(n, seq_len)`` arrays."""
     ad_lists = ad_lists.combine_chunks() if isinstance(ad_lists, pa.ChunkedArray) else ad_lists
     clicked_lists = clicked_lists.combine_chunks() if isinstance(clicked_lists, pa.ChunkedArray) else clicked_lists
+    ad_lists = ad_lists.cast(pa.list_(pa.int64()))
+    clicked_lists = clicked_lists.cast(pa.list_(pa.bool_()))
     n = len(ad_lists)
     lens = np.asarray(ad_lists.value_lengths().fill_null(0), dtype=np.int64)
     offsets = np.asarray(ad_lists.offsets, dtype=np.int64)[:-1] if n else np.zeros(0, np.int64)

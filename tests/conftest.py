@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny hand-built logs, and one session-scoped SparkSession for integration."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from solaris_batch import schemas
+from solaris_batch.logs.layout import write_partition
+
+T0 = datetime(2026, 11, 20, 0, tzinfo=UTC)
+
+
+def log_table(rows: list[tuple]) -> pa.Table:
+    """rows: (request_id, ts, user_id, ad_id, position, impressed, clicked)."""
+    cols = list(zip(*rows, strict=True)) if rows else [[]] * 7
+    return pa.table(
+        {
+            "request_id": pa.array(cols[0], pa.int64()),
+            "ts": pa.array(cols[1], schemas.TS),
+            "user_id": pa.array(cols[2], pa.int64()),
+            "ad_id": pa.array(cols[3], pa.int64()),
+            "position": pa.array(cols[4], pa.int32()),
+            "impressed": pa.array(cols[5], pa.bool_()),
+            "clicked": pa.array(cols[6], pa.bool_()),
+            "surface": pa.array(["feed"] * len(rows), pa.string()),
+        },
+        schema=schemas.REQUEST_LOG,
+    )
+
+
+def write_hours(logs: Path, by_hour: dict[int, list[tuple]]) -> None:
+    for h, rows in by_hour.items():
+        write_partition(logs, T0 + timedelta(hours=h), log_table(rows))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from solaris_batch.config import Settings
+    from spark_jobs.session import get_spark
+
+    s = get_spark(Settings(shards=2, spark_shuffle_partitions=2), "solaris-tests")
+    yield s
+    s.stop()
