@@ -16,13 +16,14 @@ Locations come from `SOLARIS_*` environment variables (see README).
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 DEFAULT_ARGS = {
     "owner": "solaris",
-    "retries": 2,
+    "retries": int(os.environ.get("SOLARIS_DAG_RETRIES", "2")),
     "retry_delay": timedelta(minutes=1),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=15),
@@ -72,9 +73,8 @@ def solaris_precompute():
         print(f"planned {plan['pairs']} pairs for {plan['users']} users -> {plan['plan']}")
         return plan["shards"]
 
-    @task
+    @task(doc_md="Run the FM over one plan shard (skipped if its output is already complete).")
     def infer(shard: int) -> dict:
-        """Run the FM over one plan shard (skipped if its output is already complete)."""
         from solaris_batch.pipeline import infer_interval
 
         return infer_interval(_settings(), get_current_context()["data_interval_end"], shard)
@@ -91,4 +91,4 @@ def solaris_precompute():
     publish(infer.expand(shard=shards))
 
 
-solaris_precompute()
+precompute_dag = solaris_precompute()
