@@ -31,6 +31,7 @@ demo: setup
 	$(BIN)/python -m solaris_batch.demo
 
 test: setup
+	$(BIN)/ruff check solaris_batch spark_jobs dags tests
 	$(BIN)/python -m pytest -q
 
 test-fast: setup

@@ -8,10 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
-from solaris_batch.errors import SolarisError, InputNotFound
+from solaris_batch.errors import InputNotFound, SolarisError
 
 
 def _settings(a: argparse.Namespace):

@@ -31,9 +31,9 @@ import numpy as np
 import pyarrow as pa
 
 from solaris_batch import schemas
-from solaris_batch.progress import bar as progress_bar
 from solaris_batch.errors import ConfigError
 from solaris_batch.logs.layout import write_partition, write_table_atomic
+from solaris_batch.progress import bar as progress_bar
 from solaris_batch.timeutil import parse_time, to_us
 
 SURFACES = np.array(["feed", "stories", "marketplace"], dtype=object)
@@ -261,7 +261,6 @@ class SimStats:
 def simulate(cfg: SimConfig, out: Path, progress: bool = True) -> SimStats:
     """Write ``cfg.hours`` hour partitions plus the ads/users dimension tables under ``out``."""
     out = Path(out)
-    t0 = time.perf_counter()
     world = _World(cfg)
     start_us = to_us(cfg.start)
     rows = reqs = imps = clicks = 0

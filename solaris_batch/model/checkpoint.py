@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from solaris_batch.errors import CheckpointError
-from solaris_batch.model.fm import FMConfig, SolarisFM
+from solaris_batch.model.fm import FMConfig
 
 FORMAT = 1
 DEFAULT_CLASS = "solaris_batch.model.fm:SolarisFM"

@@ -11,12 +11,18 @@ import numpy as np
 import pyarrow.compute as pc
 import torch
 
-from solaris_batch.progress import bar as progress_bar
 from solaris_batch.errors import EmptyWindow
 from solaris_batch.logs.reader import read_ads, read_window
 from solaris_batch.model.checkpoint import save_checkpoint
-from solaris_batch.model.features import AdFeatures, Events, encode_candidates, encode_tokens, sequences_at
+from solaris_batch.model.features import (
+    AdFeatures,
+    Events,
+    encode_candidates,
+    encode_tokens,
+    sequences_at,
+)
 from solaris_batch.model.fm import FMConfig, SolarisFM
+from solaris_batch.progress import bar as progress_bar
 from solaris_batch.timeutil import Window, format_duration, parse_time
 
 

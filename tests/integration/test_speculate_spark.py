@@ -11,7 +11,7 @@ from solaris_batch.hashing import shard_of, xxhash64
 from solaris_batch.logs.layout import partition_dir
 from solaris_batch.logs.reader import read_window
 from solaris_batch.model.features import Events, sequences_at
-from solaris_batch.speculate.plan import read_pairs, read_plan_info, read_table
+from solaris_batch.speculate.plan import read_pairs, read_table
 from solaris_batch.timeutil import Window
 from spark_jobs import speculate as job
 from tests.conftest import T0, log_table, write_hours
@@ -84,9 +84,9 @@ def test_repeats_scores_budget_and_sharding(spark, logs, tmp_path):
 def test_rerun_is_identical_and_malformed_rows_are_quarantined(spark, logs, tmp_path):
     bad_dir = partition_dir(logs, T0 + H)
     # a row whose ts is outside its partition hour, plus a row with a NULL user
-    t = log_table([(40, T0 + 5 * H, 3, 300, 0, True, False)])
-    t = pa.concat_tables([t, log_table([(41, T0 + H, 3, 300, 0, True, False)]).set_column(
-        2, "user_id", pa.array([None], pa.int64()))])
+    t = log_table([(40, T0 + 5 * H, 3, 300, 0, True, False), (41, T0 + H, 3, 300, 0, True, False)])
+    loose = pa.schema([f.with_nullable(True) for f in t.schema])
+    t = t.cast(loose).set_column(2, "user_id", pa.array([3, None], pa.int64()))
     pq.write_table(t, bad_dir / "part-bad.parquet")
     out = tmp_path / "plan"
     a = job.run(spark, logs, AT.isoformat(), "3h", "1h", "100", out, shards=2)

@@ -123,7 +123,7 @@ def test_publish_lookup_and_pointer_rules(tmp_path, ckpt):
 
 def test_publish_gates_leave_current_untouched(tmp_path, ckpt):
     plan = tmp_path / "plan"
-    info = make_plan(plan)
+    make_plan(plan)
     emb = tmp_path / "emb"
     infer_plan(plan, ckpt, emb, device="cpu", progress=False)
     root = tmp_path / "snap"

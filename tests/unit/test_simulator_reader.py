@@ -7,7 +7,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from solaris_batch import schemas
-from solaris_batch.errors import EmptyWindow, InputNotFound, PartitionIncomplete, PartitionMissing, SchemaMismatch
+from solaris_batch.errors import (
+    EmptyWindow,
+    InputNotFound,
+    PartitionIncomplete,
+    PartitionMissing,
+    SchemaMismatch,
+)
 from solaris_batch.logs.layout import SUCCESS, partition_dir
 from solaris_batch.logs.reader import read_window
 from solaris_batch.logs.simulator import SimConfig, simulate
