@@ -65,7 +65,7 @@ def cmd_infer(a):
     st = _settings(a)
     _need(a.plan, "plan", "run 'solaris speculate --out PLAN' first")
     rs = infer_plan(a.plan, st.model_path, a.out, shard=a.shard, device=a.device or st.device,
-                    batch_pairs=a.batch_pairs)
+                    token_budget=a.token_budget, compile=a.compile)
     print(f"infer: {sum(r.pairs for r in rs):,} pairs in {len(rs)} shards -> {a.out}")
 
 
@@ -180,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", type=Path, required=True, help="embedding shard folder")
     sp.add_argument("--shard", type=int, help="only this shard (default: all)")
     sp.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
-    sp.add_argument("--batch-pairs", type=int, default=8192, help="pairs per batch (whole users)")
+    sp.add_argument("--token-budget", type=int, default=1 << 16,
+                    help="batch size in tokens: users x seq_len + pairs (whole users per batch)")
+    sp.add_argument("--compile", action="store_true", help="torch.compile the model first")
 
     sp = add("publish", cmd_publish, "validate embedding shards and publish a snapshot; prints its id")
     sp.add_argument("--embeddings", type=Path, required=True)

@@ -123,8 +123,10 @@ def run(
         shard_pairs = {str(r.shard): r["count"] for r in plan.groupBy("shard").count().collect()}
 
         plan.select("user_id").distinct().createOrReplaceTempView("planned_users")
-        users = spark.sql(sql_text("user_sequences.sql"), args={"seq_len": seq_len})
-        users.repartition(max(1, min(shards, 8))).write.parquet(str(tmp / "users"))
+        users = spark.sql(sql_text("user_sequences.sql"), args={"seq_len": seq_len}) \
+            .withColumn("shard", F.pmod(F.xxhash64("user_id"), F.lit(shards)).cast("int"))
+        (users.repartition("shard").sortWithinPartitions("shard", "user_id")
+              .write.partitionBy("shard").parquet(str(tmp / "users")))
         users.createOrReplaceTempView("plan_users")
         plan.createOrReplaceTempView("plan_pairs_v")
         ads = spark.sql(

@@ -1,29 +1,39 @@
 """Run the FM over plan shards and write embedding shards.
 
-A plan shard is sorted by user, so pairs are grouped: each user's sequence is encoded once and all
-of that user's candidates are scored against it. Batches are cut by a pair budget (users differ a
-lot in candidate counts), the output is streamed to a temporary file and renamed into place, and a
-shard whose output already records the same plan, shard and checkpoint is skipped (a retried task
-resumes instead of redoing work).
+Per shard: pairs and user sequences stream from Parquet in bounded memory (``batching``), batches
+of whole users are cut by a token budget, a background thread prepares the next batches (pinned
+host memory on CUDA) while the model runs, copies go over a side CUDA stream, compute runs under
+``torch.inference_mode()`` with bf16 autocast on CUDA (fp32 on CPU). Each user's sequence is
+encoded once and all of that user's candidates are scored against it in one step.
+
+The shard is streamed to a temporary file and renamed into place; a shard whose output already
+records the same plan, shard and checkpoint is skipped, so a retried task resumes rather than
+redoes. Output is deterministic: the same plan and checkpoint give identical bytes.
 """
 
 from __future__ import annotations
 
+import queue
 import resource
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 
+from solaris_batch.inference.batching import HostBatch, iter_user_chunks, make_batch, user_batches
 from solaris_batch.model.checkpoint import LoadedModel, load_checkpoint
-from solaris_batch.model.features import AdFeatures, encode_candidates, encode_tokens, pack_lists
+from solaris_batch.model.features import AdFeatures
 from solaris_batch.progress import bar as progress_bar
 from solaris_batch.snapshots.shards import read_shard_meta, shard_path, write_embedding_shard_stream
-from solaris_batch.speculate.plan import read_pairs, read_plan_info, read_table
+from solaris_batch.speculate.plan import read_plan_info, read_table, shard_files
+
+DEFAULT_TOKEN_BUDGET = 1 << 16
+_USER_KEYS = ("ad", "cat", "event")
+_PAIR_KEYS = ("user_index", "cand_ad", "cand_cat")
 
 
 @dataclass(frozen=True)
@@ -35,45 +45,95 @@ class ShardResult:
     batches: int
     seconds: float
     skipped: bool
+    peak_memory_mb: float = 0.0
 
     def summary(self) -> str:
+        if self.skipped:
+            return f"infer shard {self.shard}: skipped, {self.path} already holds this plan and checkpoint"
         rate = self.pairs / max(self.seconds, 1e-9)
-        peak = _peak_memory_mb()
-        state = "skipped (already done)" if self.skipped else f"{rate:,.0f} pairs/s"
-        return (f"infer shard {self.shard}: {self.pairs} pairs, {self.users} users, {self.batches} batches,"
-                f" {state}, peak memory {peak:,.0f} MB -> {self.path}")
+        return (f"infer shard {self.shard}: {self.pairs} pairs, {self.users} users, {rate:,.0f} pairs/s,"
+                f" {self.batches} batches, peak memory {self.peak_memory_mb:,.0f} MB -> {self.path}")
 
 
-def _peak_memory_mb() -> float:
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        return torch.cuda.max_memory_allocated() / 2**20
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        from solaris_batch.errors import ConfigError
+
+        raise ConfigError(f"device {device} requested but CUDA is not available: use --device cpu or auto")
+    return dev
 
 
-def user_batches(pair_users: np.ndarray, batch_pairs: int) -> list[tuple[int, int, int, int]]:
-    """Cut user-sorted pairs into batches of whole users holding at most ``batch_pairs`` pairs
-    (a user with more pairs gets a batch alone). Returns ``(pair_lo, pair_hi, user_lo, user_hi)``."""
-    if len(pair_users) == 0:
-        return []
-    starts = np.flatnonzero(np.r_[True, pair_users[1:] != pair_users[:-1]])
-    ends = np.r_[starts[1:], len(pair_users)]
-    out, u0 = [], 0
-    while u0 < len(starts):
-        limit = starts[u0] + batch_pairs
-        u1 = max(u0 + 1, int(np.searchsorted(ends, limit, side="right")))
-        out.append((int(starts[u0]), int(ends[u1 - 1]), u0, u1))
-        u0 = u1
+def to_device(batch: HostBatch, device: torch.device, pin: bool) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in batch.arrays.items():
+        t = torch.from_numpy(np.ascontiguousarray(v))
+        out[k] = t.pin_memory().to(device, non_blocking=True) if pin else t.to(device)
     return out
 
 
+def run_model(model, t: dict[str, torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The user-batched step: encode each user once, score all its candidates (tensors in/out)."""
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        memory, pad = model.encode_users(*(t[k] for k in _USER_KEYS))
+        return model.score(memory, pad, *(t[k] for k in _PAIR_KEYS))
+
+
+def run_model_naive(model, t: dict[str, torch.Tensor], device: torch.device, chunk: int = 1024):
+    """Reference path: re-encode the user's sequence for every pair (what batching avoids)."""
+    ui = t["user_index"]
+    embs, logits = [], []
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        for i in range(0, len(ui), chunk):
+            sl = ui[i : i + chunk]
+            e, lg = model(*(t[k][sl] for k in _USER_KEYS), t["cand_ad"][i : i + chunk], t["cand_cat"][i : i + chunk])
+            embs.append(e)
+            logits.append(lg)
+    return torch.cat(embs), torch.cat(logits)
+
+
+def _prefetch(gen: Iterator, depth: int = 2) -> Iterator:
+    """Run ``gen`` in a background thread, ``depth`` items ahead; re-raise its errors here."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work():
+        try:
+            for item in gen:
+                if stop.is_set():
+                    return
+                q.put(item)
+        except BaseException as e:  # handed to the consumer, which re-raises it
+            q.put(e)
+        q.put(done)
+
+    th = threading.Thread(target=work, daemon=True, name="solaris-prefetch")
+    th.start()
+    try:
+        while (item := q.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while th.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                th.join(0.05)
+
+
 def infer_shard(plan: Path, lm: LoadedModel, out: Path, shard: int, device: torch.device,
-                batch_pairs: int = 8192, progress: bool = True) -> ShardResult:
+                token_budget: int = DEFAULT_TOKEN_BUDGET, progress: bool = True, model=None) -> ShardResult:
     t0 = time.perf_counter()
     info = read_plan_info(plan)
     path = shard_path(out, shard)
@@ -83,60 +143,62 @@ def infer_shard(plan: Path, lm: LoadedModel, out: Path, shard: int, device: torc
     if done is not None and all(done.get(k) == v for k, v in expect.items()):
         return ShardResult(shard, str(path), int(done["rows"]), int(done.get("users", 0)), 0,
                            time.perf_counter() - t0, True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a killed attempt
+        stale.unlink(missing_ok=True)
 
-    pairs = read_pairs(plan, shard)
-    pu, pa_ = pairs.column("user_id").to_numpy(), pairs.column("ad_id").to_numpy()
-    cfg = lm.config
-    users = read_table(plan, "users")
-    users = users.filter(pc.is_in(users.column("user_id"), pa.array(np.unique(pu))))
-    users = users.take(pc.sort_indices(users, [("user_id", "ascending")]))
-    user_ids = users.column("user_id").to_numpy()
+    cfg, model = lm.config, model or lm.model
     ads = AdFeatures.from_table(read_table(plan, "ads"))
-    batches = user_batches(pu, batch_pairs)
-    n_users = len(batches) and batches[-1][3]
+    total = int(info.shard_pairs.get(str(shard), 0))
+    pin = device.type == "cuda"
+    copy_stream = torch.cuda.Stream(device) if pin else None
+    stats = {"users": 0, "batches": 0}
 
-    def emb_batches():
-        bar = progress_bar(len(pu), f"infer shard {shard}", "pair", progress)
-        with torch.inference_mode():
-            for p0, p1, _, _ in batches:
-                bu, inv = np.unique(pu[p0:p1], return_inverse=True)
-                rows = np.searchsorted(user_ids, bu)
-                found = (rows < len(user_ids)) & (user_ids[rows.clip(0, max(len(user_ids) - 1, 0))] == bu)
-                sub = users.take(pa.array(rows[found]))
-                sa = np.zeros((len(bu), cfg.seq_len), np.int64)
-                sc = np.zeros_like(sa, dtype=bool)
-                sv = np.zeros_like(sa, dtype=bool)
-                if found.any():
-                    a, c, v = pack_lists(sub.column("seq_ad_id"), sub.column("seq_clicked"), cfg.seq_len)
-                    sa[found], sc[found], sv[found] = a, c, v
-                tok = encode_tokens(sa, sc, sv, ads, cfg.ad_buckets, cfg.cat_buckets)
-                cand = encode_candidates(pa_[p0:p1], ads, cfg.ad_buckets, cfg.cat_buckets)
-                t = {k: torch.as_tensor(v, device=device) for k, v in tok.items()}
-                memory, pad = lm.model.encode_users(t["ad"], t["cat"], t["event"])
-                emb, logit = lm.model.score(
-                    memory, pad, torch.as_tensor(inv, device=device),
-                    torch.as_tensor(cand["ad"], device=device), torch.as_tensor(cand["cat"], device=device))
-                bar.update(p1 - p0)
-                yield pu[p0:p1], pa_[p0:p1], emb.float().cpu().numpy(), logit.float().cpu().numpy()
+    def host_batches() -> Iterator[tuple[HostBatch, dict]]:
+        for pu, pa_, users in iter_user_chunks(shard_files(plan, "pairs", shard), shard_files(plan, "users", shard)):
+            for p0, p1, _, _ in user_batches(pu, token_budget, user_cost=cfg.seq_len):
+                b = make_batch(pu[p0:p1], pa_[p0:p1], users, ads, cfg.seq_len, cfg.ad_buckets, cfg.cat_buckets)
+                if pin:
+                    with torch.cuda.stream(copy_stream):
+                        t = to_device(b, device, pin=True)
+                        event = torch.cuda.Event()
+                        event.record(copy_stream)
+                    yield b, t, event
+                else:
+                    yield b, to_device(b, device, pin=False), None
+
+    def results():
+        bar = progress_bar(total or None, f"infer shard {shard}", "pair", progress)
+        for b, t, event in _prefetch(host_batches()):
+            if event is not None:
+                torch.cuda.current_stream(device).wait_event(event)
+            emb, logit = run_model(model, t, device)
+            stats["users"] += len(t["ad"])
+            stats["batches"] += 1
+            bar.update(len(b.pair_users))
+            yield b.pair_users, b.pair_ads, emb.float().cpu().numpy(), logit.float().cpu().numpy()
         bar.close()
 
-    meta = {**expect, "users": str(n_users), "plan_pairs": str(info.pairs),
-            "plan_shards": ",".join(map(str, info.shards))}
-    rows = write_embedding_shard_stream(path, emb_batches(), cfg.emb_dim, meta)
-    return ShardResult(shard, str(path), rows, n_users, len(batches), time.perf_counter() - t0, False)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    meta = {**expect, "plan_pairs": str(info.pairs), "plan_shards": ",".join(map(str, info.shards))}
+    rows = write_embedding_shard_stream(path, results(), cfg.emb_dim, meta, users=lambda: stats["users"])
+    return ShardResult(shard, str(path), rows, stats["users"], stats["batches"], time.perf_counter() - t0, False,
+                       peak_memory_mb(device))
 
 
 def infer_plan(plan: Path, model: Path, out: Path, shard: int | None = None, device: str = "auto",
-               batch_pairs: int = 8192, progress: bool = True) -> list[ShardResult]:
+               token_budget: int = DEFAULT_TOKEN_BUDGET, compile: bool = False,
+               progress: bool = True) -> list[ShardResult]:
     """Infer one shard (``shard=i``) or every shard of the plan, in order."""
     dev = resolve_device(device)
     lm = load_checkpoint(model, dev)
     info = read_plan_info(plan)
     shards = [shard] if shard is not None else info.shards
     Path(out).mkdir(parents=True, exist_ok=True)
+    fn = torch.compile(lm.model, dynamic=True) if compile else None
     results = []
     for s in shards:
-        r = infer_shard(plan, lm, out, s, dev, batch_pairs, progress)
+        r = infer_shard(plan, lm, out, s, dev, token_budget, progress, model=fn)
         print(r.summary(), flush=True)
         results.append(r)
     return results

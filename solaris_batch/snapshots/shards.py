@@ -49,11 +49,12 @@ def _table(user_ids, ad_ids, emb, logits, dim) -> pa.Table:
     )
 
 
-def write_embedding_shard_stream(path: Path, batches: Iterable[tuple], dim: int, meta: dict[str, str]) -> int:
+def write_embedding_shard_stream(path: Path, batches: Iterable[tuple], dim: int, meta: dict[str, str],
+                                 **late_meta) -> int:
     """Stream ``(user_ids, ad_ids, embeddings (n, dim), logits)`` batches into one shard file.
 
     Written under a temporary name, fsynced, then renamed: readers never see a partial shard.
-    Returns the row count.
+    ``late_meta`` values may be callables, evaluated once every batch is written. Returns rows.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +66,8 @@ def write_embedding_shard_stream(path: Path, batches: Iterable[tuple], dim: int,
             for u, a, e, lg in batches:
                 w.write_table(_table(u, a, e, lg, dim), row_group_size=1 << 17)
                 rows += len(u)
-            w.add_key_value_metadata({META_PREFIX + k: str(v) for k, v in {**meta, "rows": rows, "dim": dim,
+            late = {k: (v() if callable(v) else v) for k, v in late_meta.items()}
+            w.add_key_value_metadata({META_PREFIX + k: str(v) for k, v in {**meta, **late, "rows": rows, "dim": dim,
                                                                           "dtype": "float16"}.items()})
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())

@@ -1,7 +1,8 @@
 """The plan: what speculation asks the FM to compute, and its on-disk layout.
 
     <plan>/pairs/shard=<i>/*.parquet   user_id, ad_id, score (shard from the folder); sorted by user
-    <plan>/users/*.parquet             user_id, seq_ad_id, seq_clicked (FM input, oldest first)
+    <plan>/users/shard=<i>/*.parquet   user_id, seq_ad_id, seq_clicked (FM input, oldest first);
+                                       sorted by user_id, so a shard streams in lockstep with its pairs
     <plan>/ads/*.parquet               ad_id, category_id for every ad the plan mentions
     <plan>/_quarantine/*.parquet       malformed log rows met while planning (if any)
     <plan>/_plan.json                  PlanInfo below
@@ -54,14 +55,17 @@ def read_plan_info(plan: Path) -> PlanInfo:
     return PlanInfo(**json.loads(p.read_text()))
 
 
+def shard_files(plan: Path, table: str, shard: int) -> list[str]:
+    """Parquet files of one shard of ``pairs`` or ``users``, in name order."""
+    return sorted(str(f) for f in (Path(plan) / table / f"shard={shard}").glob("*.parquet"))
+
+
 def read_pairs(plan: Path, shard: int | None = None) -> pa.Table:
     """Pairs of one shard (or all), in file order, i.e. sorted by (shard, user_id, ad_id)."""
-    base = Path(plan) / "pairs"
     if shard is not None:
-        d = base / f"shard={shard}"
-        if not d.is_dir():
+        files = shard_files(plan, "pairs", shard)
+        if not files:
             return schemas.PLAN_PAIRS.empty_table()
-        files = sorted(str(f) for f in d.glob("*.parquet"))
         t = ds.dataset(files, format="parquet").to_table(columns=["user_id", "ad_id", "score"])
         return t.append_column("shard", pa.array([shard] * t.num_rows, pa.int32()))
     parts = [read_pairs(plan, s) for s in read_plan_info(plan).shards]

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from solaris_batch import schemas
 from solaris_batch.hashing import shard_of
 from solaris_batch.speculate.plan import PlanInfo
 
@@ -34,10 +35,14 @@ def make_plan(path: Path, n_users=12, max_ads=9, shards=2, seed=0, at="2026-11-2
                                  "score": np.ones(sel.sum(), np.float32)}), d / "part-0.parquet")
         counts[str(s)] = int(sel.sum())
     seqs = [rng.integers(500, 540, int(rng.integers(0, 10))).tolist() for _ in users]
-    (path / "users").mkdir()
-    pq.write_table(pa.table({"user_id": users, "seq_ad_id": seqs,
-                             "seq_clicked": [[bool(x % 3 == 0) for x in s] for s in seqs]}),
-                   path / "users" / "part-0.parquet")
+    ush = shard_of(users, shards)
+    for s in np.unique(ush):
+        d = path / "users" / f"shard={s}"
+        d.mkdir(parents=True)
+        sel = np.flatnonzero(ush == s)
+        pq.write_table(pa.table({"user_id": users[sel], "seq_ad_id": [seqs[i] for i in sel],
+                                 "seq_clicked": [[bool(x % 3 == 0) for x in seqs[i]] for i in sel]},
+                                schema=schemas.PLAN_USERS), d / "part-0.parquet")
     (path / "ads").mkdir()
     pq.write_table(pa.table({"ad_id": np.arange(500, 540, dtype=np.int64),
                              "category_id": pa.array(np.arange(40) % 7, pa.int32())}), path / "ads" / "part-0.parquet")

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from solaris_batch.errors import InputNotFound, SnapshotNotFound, ValidationFailed
-from solaris_batch.inference.runner import infer_plan, user_batches
+from solaris_batch.inference.batching import user_batches
+from solaris_batch.inference.runner import infer_plan
 from solaris_batch.model.checkpoint import load_checkpoint, save_checkpoint
 from solaris_batch.model.features import AdFeatures, encode_candidates, encode_tokens, pack_lists
 from solaris_batch.model.fm import FMConfig, SolarisFM
@@ -32,6 +33,10 @@ def test_user_batches_hand_computed():
     # budget 4: [1,1,1] (3) then +2 would be 4 -> [2] joins: 1,1,1,2 = 4 pairs; [3,3] (2); [4 x5] alone
     assert user_batches(users, 4) == [(0, 4, 0, 2), (4, 6, 2, 3), (6, 11, 3, 4)]
     assert user_batches(np.array([], dtype=np.int64), 4) == []
+    # token budget: each user also costs seq_len=2 -> costs 5, 3, 4, 7
+    assert user_batches(users, 8, user_cost=2) == [(0, 4, 0, 2), (4, 6, 2, 3), (6, 11, 3, 4)]
+    assert user_batches(users, 9, user_cost=2) == [(0, 4, 0, 2), (4, 6, 2, 3), (6, 11, 3, 4)]
+    assert user_batches(users, 12, user_cost=2) == [(0, 6, 0, 3), (6, 11, 3, 4)]
 
 
 def _reference_embeddings(plan, ckpt, shard):
@@ -60,7 +65,7 @@ def test_infer_matches_per_pair_reference_and_resumes(tmp_path, ckpt):
     plan = tmp_path / "plan"
     info = make_plan(plan)
     emb = tmp_path / "emb"
-    rs = infer_plan(plan, ckpt, emb, device="cpu", batch_pairs=7, progress=False)
+    rs = infer_plan(plan, ckpt, emb, device="cpu", token_budget=20, progress=False)
     assert sum(r.pairs for r in rs) == info.pairs and not any(r.skipped for r in rs)
     for s in info.shards:
         t = pq.read_table(emb / f"part-{s:05d}.parquet")
@@ -70,11 +75,11 @@ def test_infer_matches_per_pair_reference_and_resumes(tmp_path, ckpt):
         ref = _reference_embeddings(plan, ckpt, s)
         assert np.abs(got - ref).max() < 2e-3  # float16 storage
     first = {p.name: p.read_bytes() for p in list_shards(emb)}
-    again = infer_plan(plan, ckpt, emb, device="cpu", batch_pairs=7, progress=False)
+    again = infer_plan(plan, ckpt, emb, device="cpu", token_budget=20, progress=False)
     assert all(r.skipped for r in again)
     # A lost shard is recomputed bit-identically; no temp files remain.
     (emb / "part-00000.parquet").unlink()
-    infer_plan(plan, ckpt, emb, device="cpu", batch_pairs=7, progress=False)
+    infer_plan(plan, ckpt, emb, device="cpu", token_budget=20, progress=False)
     assert {p.name: p.read_bytes() for p in list_shards(emb)} == first
     assert not [p for p in emb.iterdir() if p.name.startswith(".")]
 
