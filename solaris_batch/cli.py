@@ -53,7 +53,7 @@ def cmd_train_fm(a):
 
     st = _settings(a)
     r = train_fm(st.logs_root, a.until, st.model_path, window=a.window, lookback=a.lookback, preset=a.preset,
-                 epochs=a.epochs, max_steps=a.max_steps, seed=a.seed)
+                 epochs=a.epochs, max_steps=a.max_steps, seed=a.seed, model_class=a.model_class or st.fm_class)
     auc = "n/a" if r.val_auc is None else f"{r.val_auc:.4f}"
     print(f"train-fm: {r.examples:,} examples, {r.steps} steps, loss {r.train_loss:.4f}, held-out AUC {auc},"
           f" {r.seconds:.1f}s -> {st.model_path} (version {r.version})")
@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--window", default="24h", help="training window before --until")
     sp.add_argument("--lookback", default="24h", help="history window for each example's sequence")
     sp.add_argument("--preset", default="small", help="model size preset: small or large")
+    sp.add_argument("--model-class", help="FM implementation module:Class (default SOLARIS_FM_CLASS)")
     sp.add_argument("--epochs", type=int, default=2)
     sp.add_argument("--max-steps", type=int)
     sp.add_argument("--seed", type=int, default=0)

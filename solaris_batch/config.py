@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     shards: int = 4
     """Number of plan/embedding shards (parallel inference tasks)."""
 
+    fm_class: str = "solaris_batch.model.fm:SolarisFM"
+    """FM implementation as ``module:Class``; built from an ``FMConfig`` and following
+    ``solaris_batch.model.fm.FMProtocol`` (encode_users, score, forward). Recorded in checkpoints."""
+
     device: str = "auto"
     """Torch device for inference: ``auto`` (CUDA when present), ``cpu`` or ``cuda[:i]``."""
 

@@ -111,8 +111,19 @@ def infer_interval(settings: Settings, at: datetime, shard: int) -> dict:
     from solaris_batch.inference.runner import infer_plan
 
     paths = interval_paths(settings, at)
-    (r,) = infer_plan(paths.plan, settings.model_path, paths.embeddings, shard=shard, device=settings.device)
+    (r,) = infer_plan(paths.plan, settings.model_path, paths.embeddings, shard=shard,
+                      device=device_for_shard(settings.device, shard))
     return {"shard": r.shard, "pairs": r.pairs, "skipped": r.skipped}
+
+
+def device_for_shard(device: str, shard: int) -> str:
+    """With ``auto`` on a host with several GPUs, spread shard tasks over them (one per GPU)."""
+    if device != "auto":
+        return device
+    import torch
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return f"cuda:{shard % n}" if n > 1 else "auto"
 
 
 def publish_interval(settings: Settings, at: datetime) -> dict:

@@ -56,8 +56,11 @@ def save_checkpoint(model: torch.nn.Module, out: Path, meta: dict | None = None,
     return version
 
 
-def _resolve_class(dotted: str):
+def resolve_class(dotted: str):
+    """Import ``module:Class`` (the FM implementation named in config or a checkpoint)."""
     mod, _, name = dotted.partition(":")
+    if not name:
+        raise CheckpointError(f"model class {dotted!r} must be spelled module:Class")
     try:
         return getattr(importlib.import_module(mod), name)
     except (ImportError, AttributeError):
@@ -90,7 +93,7 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> LoadedMod
         state = torch.load(w_path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for truncated/unsafe files
         raise CheckpointError(f"checkpoint weights {w_path} cannot be loaded safely: {e}") from None
-    model = _resolve_class(body.get("model_class", DEFAULT_CLASS))(config)
+    model = resolve_class(body.get("model_class", DEFAULT_CLASS))(config)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -13,7 +13,7 @@ import torch
 
 from solaris_batch.errors import EmptyWindow
 from solaris_batch.logs.reader import read_ads, read_window
-from solaris_batch.model.checkpoint import save_checkpoint
+from solaris_batch.model.checkpoint import DEFAULT_CLASS, resolve_class, save_checkpoint
 from solaris_batch.model.features import (
     AdFeatures,
     Events,
@@ -21,7 +21,7 @@ from solaris_batch.model.features import (
     encode_tokens,
     sequences_at,
 )
-from solaris_batch.model.fm import FMConfig, SolarisFM
+from solaris_batch.model.fm import FMConfig
 from solaris_batch.progress import bar as progress_bar
 from solaris_batch.timeutil import Window, format_duration, parse_time
 
@@ -79,7 +79,7 @@ def build_examples(logs: Path, until, window: timedelta, lookback: timedelta, co
 def train_fm(
     logs: Path, until, out: Path, window: str | timedelta = "24h", lookback: str | timedelta = "24h",
     preset: str = "small", epochs: int = 2, batch_size: int = 512, lr: float = 3e-3, seed: int = 0,
-    max_steps: int | None = None, progress: bool = True, **overrides,
+    max_steps: int | None = None, progress: bool = True, model_class: str = DEFAULT_CLASS, **overrides,
 ) -> TrainResult:
     """Train on ``[until - window, until)`` (last 10% held out for AUC) and save to ``out``."""
     from solaris_batch.timeutil import parse_duration
@@ -92,7 +92,7 @@ def train_fm(
     n = len(y)
     n_val = max(1, n // 10) if n >= 20 else 0
     n_tr = n - n_val
-    model = SolarisFM(config)
+    model = resolve_class(model_class)(config)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-5)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     gen = torch.Generator().manual_seed(seed)
@@ -131,5 +131,5 @@ def train_fm(
     meta = {"trained_until": parse_time(until).isoformat(), "window": format_duration(window),
             "lookback": format_duration(lookback), "examples": n, "steps": steps,
             "train_loss": train_loss, "val_auc": val_auc, "preset": preset}
-    version = save_checkpoint(model, out, meta)
+    version = save_checkpoint(model, out, meta, model_class=model_class)
     return TrainResult(version, n, steps, train_loss, val_auc, time.perf_counter() - t0)

@@ -88,3 +88,16 @@ def test_killed_run_leaves_no_partial_shard_and_resumes_identically(tmp_path):
     assert (out / "part-00000.parquet").read_bytes() == (ref / "part-00000.parquet").read_bytes()
     assert not list(out.glob(".*")), "stale temp files are cleaned on resume"
     assert shard_files(tmp_path / "plan", "pairs", 0)
+
+
+def test_custom_fm_by_dotted_path_runs_end_to_end(tmp_path):
+    from solaris_batch.model.checkpoint import load_checkpoint
+    from tests.unit.custom_fm import MeanPoolFM
+
+    cfg = replace(FMConfig(), ad_buckets=64, seq_len=4, emb_dim=6)
+    save_checkpoint(MeanPoolFM(cfg), tmp_path / "ck", model_class="tests.unit.custom_fm:MeanPoolFM")
+    assert isinstance(load_checkpoint(tmp_path / "ck").model, MeanPoolFM)
+    info = make_plan(tmp_path / "plan", shards=1)
+    rs = infer_plan(tmp_path / "plan", tmp_path / "ck", tmp_path / "emb", device="cpu", progress=False)
+    assert rs[0].pairs == info.pairs
+    assert pq.read_schema(tmp_path / "emb" / "part-00000.parquet").field("embedding").type.byte_width == 12
