@@ -81,11 +81,46 @@ def cmd_publish(a):
 
         extra = plan_extra(read_plan_info(a.plan))
     r = publish(a.embeddings, st.snapshots_root, st.model_name, extra)
-    note = "" if r.created else " (already published: no-op)"
-    if r.current != r.snapshot_id:
-        note += f"; CURRENT stays on newer {r.current}"
+    note = f" ({r.note})" if r.note else ""
     print(f"publish: {r.rows:,} rows{note} -> CURRENT={r.current}", file=sys.stderr)
+    if r.drift:
+        d = r.drift
+        print(f"publish: drift vs {d['previous']}: rows x{d['rows_ratio']:.3f}, mean norm"
+              f" {d['norm_mean_delta']:+.4f}{', new checkpoint' if d['checkpoint_changed'] else ''}", file=sys.stderr)
     print(r.snapshot_id)
+
+
+def cmd_snapshots(a):
+    from solaris_batch.snapshots import publish as snaps
+    from solaris_batch.snapshots.storage import Root
+
+    st = _settings(a)
+    root, model = st.snapshots_root, st.model_name
+    if a.action == "list":
+        r = Root.open(root)
+        current, bad = snaps.read_current(r, model), set(snaps.read_bad(r, model))
+        for sid in snaps.list_snapshots(r, model):
+            m = snaps.read_manifest(r, model, sid)
+            flag = "CURRENT" if sid == current else ("BAD" if sid in bad else "")
+            print(f"{sid}  rows={m['rows']:<10} dim={m['dim']} checkpoint={m['checkpoint_version']} {flag}".rstrip())
+    elif a.action == "show":
+        if not a.id:
+            raise InputNotFound("snapshots show needs a snapshot id (see 'solaris snapshots list')")
+        print(json.dumps(snaps.read_manifest(root, model, a.id), indent=2))
+    elif a.action == "rollback":
+        bad, now = snaps.rollback(root, model)
+        print(f"rolled back: {bad} marked bad, CURRENT={now}")
+    elif a.action == "gc":
+        deleted = snaps.gc(root, model, a.keep)
+        print(f"gc: deleted {len(deleted)} snapshots" + (f": {', '.join(deleted)}" if deleted else ""))
+    elif a.action == "verify":
+        from solaris_batch.serving.store import load_snapshot
+
+        sid = a.id or snaps.read_current(root, model)
+        if sid is None:
+            raise InputNotFound(f"model {model!r} has no CURRENT snapshot under {root}")
+        snap = load_snapshot(Root.open(root), model, sid, verify="full")
+        print(f"{sid}: {len(snap.keys):,} rows, every file matches its sha256")
 
 
 def cmd_run(a):
@@ -190,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--root", help="snapshot root (default SOLARIS_SNAPSHOTS)")
     sp.add_argument("--model-name", help="default SOLARIS_MODEL_NAME or fm")
     sp.add_argument("--plan", type=Path, help="plan folder, to record its window in the manifest")
+
+    sp = add("snapshots", cmd_snapshots, "list, show, verify, roll back or garbage-collect published snapshots")
+    sp.add_argument("action", choices=["list", "show", "rollback", "gc", "verify"])
+    sp.add_argument("id", nargs="?", help="snapshot id (show, verify)")
+    sp.add_argument("--root", help="snapshot root (default SOLARIS_SNAPSHOTS)")
+    sp.add_argument("--model-name")
+    sp.add_argument("--keep", type=int, default=5, help="gc: newest good snapshots to keep (default 5)")
 
     sp = add("run", cmd_run, "speculate -> infer -> publish for one horizon, without Airflow")
     sp.add_argument("--logs", type=Path)

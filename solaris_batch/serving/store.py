@@ -1,96 +1,313 @@
-"""EmbeddingStore: load the CURRENT snapshot and answer (user, ad) lookups.
+"""EmbeddingStore: the lookup module serving processes embed.
 
-Index: users and ads are mapped to dense ranks (sorted unique ids), each pair to the int64 key
-``user_rank * n_ads + ad_rank``, and keys are sorted. A lookup is three vectorized binary searches,
-no Python loop and no per-row object.
+    store = EmbeddingStore.open(root, model_name="fm", shard=None, max_age=None, fallback="zeros")
+    res = store.lookup(user_ids, ad_ids)       # equal-length int64 arrays
+    res.embeddings (n, d) float32 | res.hit (n,) bool | res.status (n,) HIT/MISS/STALE
+    res.snapshot_id | res.age_s
+    store.reload()                             # swap in a newer CURRENT (never blocks readers)
+    store.start_watcher(interval_s=30)         # ... automatically
+
+Loading reads each snapshot file once into memory, checks its crc32 against the manifest (sha256
+with ``verify="full"``), and copies row groups into preallocated arrays, so peak memory stays near
+the final resident size. A snapshot is an immutable object; ``lookup`` takes one reference to it,
+so every result comes from exactly one snapshot, and an old snapshot is freed once the last
+in-flight lookup drops it. A corrupt new snapshot is refused and the old one keeps serving.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import logging
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from solaris_batch.errors import SnapshotNotFound, ValidationFailed
-from solaris_batch.snapshots.publish import model_dir, read_current, read_manifest
-from solaris_batch.snapshots.shards import decode_embeddings
+from solaris_batch.errors import ConfigError, SnapshotNotFound, ValidationFailed
+from solaris_batch.hashing import shard_of
+from solaris_batch.serving.index import PairIndex, UserSegments
+from solaris_batch.snapshots.publish import read_current, read_manifest
+from solaris_batch.snapshots.storage import Root, safe_name
+from solaris_batch.timeutil import parse_duration, parse_time
+
+log = logging.getLogger(__name__)
+MISS, HIT, STALE = 0, 1, 2
+FALLBACKS = ("none", "zeros", "user_mean")
 
 
 @dataclass(frozen=True)
 class LookupResult:
-    """``embeddings`` (n, d) float32 (zeros where missed), ``hit`` (n,) bool, the snapshot id."""
+    """``embeddings`` (n, d) float16 as stored (float32 with ``dtype="float32"``); ``hit`` (n,) bool (an embedding was found, stale or not);
+    ``status`` (n,) int8: 0 miss, 1 hit, 2 stale hit; the snapshot id and its age in seconds.
+    Misses hold the fallback: NaN for ``none``, zeros, or the user's mean embedding."""
 
     embeddings: np.ndarray
     hit: np.ndarray
+    status: np.ndarray
     snapshot_id: str
+    age_s: float
 
     @property
     def hit_rate(self) -> float:
         return float(self.hit.mean()) if len(self.hit) else 0.0
 
 
+@dataclass
+class _Snapshot:
+    snapshot_id: str
+    at: datetime | None
+    dim: int
+    keys: np.ndarray  # (n, 2) int64: user_id, ad_id
+    emb: np.ndarray  # (n, dim) float16
+    index: PairIndex
+    segments: UserSegments
+    user_mean_ids: np.ndarray | None = None
+    user_mean: np.ndarray | None = None
+    nbytes: int = field(default=0)
+
+    @property
+    def users(self) -> np.ndarray:
+        return self.keys[:, 0]
+
+
+def _read_file(root: Root, rel: str, entry: dict, verify: str) -> pa.Buffer:
+    data = root.read_bytes(rel)
+    if len(data) != entry["bytes"]:
+        raise ValidationFailed(f"snapshot file {rel} has {len(data)} bytes, manifest says {entry['bytes']}: refused")
+    if verify == "full":
+        ok = hashlib.sha256(data).hexdigest() == entry["sha256"]
+    elif verify == "crc32" and "crc32" in entry:
+        ok = zlib.crc32(data) == entry["crc32"]
+    else:
+        ok = True
+    if not ok:
+        raise ValidationFailed(f"snapshot file {rel} fails its {verify} checksum: refusing to serve it")
+    return pa.py_buffer(data)
+
+
+def load_snapshot(root: Root, model: str, snapshot_id: str, shard: tuple[int, int] | None = None,
+                  verify: str = "crc32", fallback: str = "zeros") -> _Snapshot:
+    m = read_manifest(root, model, snapshot_id)
+    dim, base = int(m["dim"]), f"{model}/snapshots/{snapshot_id}"
+    files = [(f, _read_file(root, f"{base}/{f['name']}", f, verify)) for f in m["files"]] if shard is None else None
+    if shard is None:
+        n = int(m["rows"])
+    else:  # count this serving shard's rows first, from the (small) user_id columns
+        files = [(f, _read_file(root, f"{base}/{f['name']}", f, verify)) for f in m["files"]]
+        n = sum(int((shard_of(pq.read_table(pa.BufferReader(b), columns=["user_id"]).column(0).to_numpy(),
+                              shard[1]) == shard[0]).sum()) for _, b in files)
+    keys = np.empty((n, 2), np.int64)
+    emb = np.empty((n, dim), "<f2")
+    off = 0
+    for _, buf in files:
+        pf = pq.ParquetFile(pa.BufferReader(buf))
+        for g in range(pf.num_row_groups):
+            t = pf.read_row_group(g, columns=["user_id", "ad_id", "embedding"])
+            u = t.column(0).to_numpy()
+            col = t.column(2).combine_chunks()
+            e = np.frombuffer(col.buffers()[1], "<f2", count=len(col) * dim, offset=col.offset * 2 * dim)
+            e = e.reshape(-1, dim)
+            a = t.column(1).to_numpy()
+            if shard is not None:
+                keep = shard_of(u, shard[1]) == shard[0]
+                u, a, e = u[keep], a[keep], e[keep]
+            k = len(u)
+            keys[off : off + k, 0], keys[off : off + k, 1], emb[off : off + k] = u, a, e
+            off += k
+        del pf, buf
+    if off != n:
+        raise ValidationFailed(f"snapshot {snapshot_id} holds {off} rows, manifest says {n}: refused")
+    users = keys[:, 0]
+    segments = UserSegments(np.ascontiguousarray(users), np.ascontiguousarray(keys[:, 1]))
+    snap = _Snapshot(snapshot_id, parse_time(m["plan_at"]) if m.get("plan_at") else None, dim, keys, emb,
+                     PairIndex(keys), segments)
+    if fallback == "user_mean" and n:
+        o = np.argsort(users, kind="stable")
+        su = users[o]
+        starts = np.flatnonzero(np.r_[True, su[1:] != su[:-1]])
+        sums = np.add.reduceat(emb[o].astype(np.float32), starts, axis=0)
+        snap.user_mean_ids = su[starts]
+        snap.user_mean = sums / np.diff(np.r_[starts, n])[:, None]
+    if not segments.ok:
+        segments.ads = None  # layout not grouped by user: every lookup uses the hash index
+    snap.nbytes = keys.nbytes + emb.nbytes + snap.index.nbytes + (segments.nbytes if segments.ok else 0) + (
+        snap.user_mean.nbytes + snap.user_mean_ids.nbytes if snap.user_mean is not None else 0)
+    return snap
+
+
+class _Metrics:
+    def __init__(self, registry, model: str):
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r, lab = self.registry, {"model": model}
+        self.lookups = Counter("solaris_lookups", "lookup() calls", ["model"], registry=r).labels(**lab)
+        pairs = Counter("solaris_lookup_pairs", "pairs looked up, by result", ["model", "result"], registry=r)
+        self.hit, self.miss, self.stale = (pairs.labels(result=x, **lab) for x in ("hit", "miss", "stale"))
+        self.fallbacks = Counter("solaris_lookup_fallbacks", "misses answered by the fallback policy",
+                                 ["model", "policy"], registry=r)
+        self.latency = Histogram("solaris_lookup_latency_seconds", "lookup() latency", ["model"], registry=r,
+                                 buckets=(25e-6, 50e-6, 100e-6, 200e-6, 300e-6, 500e-6, 1e-3, 5e-3, 0.05)).labels(**lab)
+        self.age = Gauge("solaris_snapshot_age_seconds", "age of the served snapshot", ["model"], registry=r).labels(**lab)
+        self.info = Info("solaris_snapshot", "served snapshot", ["model"], registry=r).labels(**lab)
+        self.reloads = Counter("solaris_reloads", "reload attempts by result", ["model", "result"], registry=r)
+
+
 class EmbeddingStore:
-    def __init__(self, snapshot_id: str, dim: int, users: np.ndarray, ads: np.ndarray, keys: np.ndarray,
-                 embeddings: np.ndarray):
-        self.snapshot_id, self.dim = snapshot_id, dim
-        self._users, self._ads, self._keys, self._emb = users, ads, keys, embeddings
+    def __init__(self, root: Root, model: str, snap: _Snapshot, shard, max_age, fallback, verify, registry,
+                 dtype=None):
+        self._root, self._model, self._shard, self._verify = root, model, shard, verify
+        self._dtype = None if dtype in (None, "float16") else np.dtype(dtype)
+        self._max_age_s = None if max_age is None else parse_duration(max_age).total_seconds()
+        self._fallback = fallback
+        self._snap = snap
+        self._reload_lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.metrics = _Metrics(registry, model)
+        self.metrics.info.info({"snapshot_id": snap.snapshot_id})
+        self.last_reload_error: str | None = None
 
     @classmethod
-    def open(cls, root: str | Path, model_name: str = "fm", verify: bool = True) -> EmbeddingStore:
-        """Load the snapshot CURRENT names; with ``verify``, file checksums must match the manifest."""
-        snap = read_current(root, model_name)
-        if snap is None:
+    def open(cls, root: str | Path, model_name: str = "fm", shard: tuple[int, int] | None = None,
+             max_age: str | None = None, fallback: str = "zeros", verify: str = "crc32",
+             registry=None, dtype: str = "float16") -> EmbeddingStore:
+        """Load the snapshot CURRENT names.
+
+        Args:
+            root: snapshot root (path or pyarrow filesystem URI).
+            shard: ``(i, n)`` loads only users with ``pmod(xxhash64(user_id), n) == i``.
+            max_age: e.g. ``"2h"``: hits from a snapshot whose window end is older are ``STALE``.
+            fallback: ``none`` (NaN, mask only), ``zeros`` or ``user_mean`` for misses.
+            verify: ``crc32`` (default), ``full`` (sha256) or ``none``.
+            registry: a ``prometheus_client.CollectorRegistry`` (default: a private one).
+            dtype: embeddings are returned as stored (``float16``) or converted (``float32``).
+        """
+        if fallback not in FALLBACKS:
+            raise ConfigError(f"fallback {fallback!r} unknown: choose one of {', '.join(FALLBACKS)}")
+        if shard is not None and not (0 <= shard[0] < shard[1]):
+            raise ConfigError(f"shard {shard} must be (i, n) with 0 <= i < n")
+        r, model = Root.open(root), safe_name(model_name, "model name")
+        snap_id = read_current(r, model)
+        if snap_id is None:
             raise SnapshotNotFound(
-                f"no CURRENT snapshot for model {model_name!r} under {root}: publish one with 'solaris publish'"
-                " or check --model-name / SOLARIS_MODEL_NAME"
-            )
-        return cls.load(root, model_name, snap, verify)
+                f"no CURRENT snapshot for model {model!r} under {r}: publish one with 'solaris publish'"
+                " or check --model-name / SOLARIS_MODEL_NAME")
+        snap = load_snapshot(r, model, snap_id, shard, verify, fallback)
+        return cls(r, model, snap, shard, max_age, fallback, verify, registry, dtype)
 
-    @classmethod
-    def load(cls, root: str | Path, model_name: str, snapshot_id: str, verify: bool = True) -> EmbeddingStore:
-        manifest = read_manifest(root, model_name, snapshot_id)
-        d = model_dir(root, model_name) / "snapshots" / snapshot_id
-        dim = int(manifest["dim"])
-        us, as_, es = [], [], []
-        for f in manifest["files"]:
-            p = d / f["name"]
-            if verify:
-                h = hashlib.sha256(p.read_bytes()).hexdigest()
-                if h != f["sha256"]:
-                    raise ValidationFailed(f"snapshot file {p} fails its checksum: refusing to serve it")
-            t = pq.read_table(p, columns=["user_id", "ad_id", "embedding"])
-            us.append(t.column("user_id").to_numpy())
-            as_.append(t.column("ad_id").to_numpy())
-            es.append(decode_embeddings(t.column("embedding"), dim))
-        u = np.concatenate(us) if us else np.zeros(0, np.int64)
-        a = np.concatenate(as_) if as_ else np.zeros(0, np.int64)
-        e = np.concatenate(es) if es else np.zeros((0, dim), "<f2")
-        users, ur = np.unique(u, return_inverse=True)
-        ads, ar = np.unique(a, return_inverse=True)
-        keys = ur.astype(np.int64) * max(len(ads), 1) + ar
-        order = np.argsort(keys, kind="stable")
-        return cls(snapshot_id, dim, users, ads, keys[order], e[order])
+    # ---------------------------------------------------------------------------------------
+    @property
+    def snapshot_id(self) -> str:
+        return self._snap.snapshot_id
+
+    @property
+    def dim(self) -> int:
+        return self._snap.dim
+
+    @property
+    def resident_bytes(self) -> int:
+        return self._snap.nbytes
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._snap.users)
+
+    def age_s(self, snap: _Snapshot | None = None) -> float:
+        snap = snap or self._snap
+        return time.time() - snap.at.timestamp() if snap.at else float("nan")
 
     def lookup(self, user_ids: np.ndarray, ad_ids: np.ndarray) -> LookupResult:
-        """Embeddings for equal-length int64 arrays of user and ad ids."""
+        """Embeddings for equal-length int64 arrays of user and ad ids (one snapshot per call)."""
+        t0 = time.perf_counter()
+        snap = self._snap  # one reference: this call never mixes snapshots
         u = np.asarray(user_ids, dtype=np.int64)
         a = np.asarray(ad_ids, dtype=np.int64)
         if u.shape != a.shape or u.ndim != 1:
             raise ValueError("user_ids and ad_ids must be 1-d arrays of equal length")
-        out = np.zeros((len(u), self.dim), dtype=np.float32)
-        if len(self._keys) == 0 or len(u) == 0:
-            return LookupResult(out, np.zeros(len(u), bool), self.snapshot_id)
-        ur = np.searchsorted(self._users, u).clip(0, len(self._users) - 1)
-        ar = np.searchsorted(self._ads, a).clip(0, len(self._ads) - 1)
-        ok = (self._users[ur] == u) & (self._ads[ar] == a)
-        key = ur * len(self._ads) + ar
-        pos = np.searchsorted(self._keys, key).clip(0, len(self._keys) - 1)
-        hit = ok & (self._keys[pos] == key)
-        out[hit] = self._emb[pos[hit]]
-        return LookupResult(out, hit, self.snapshot_id)
+        if len(snap.keys) == 0:
+            rows = np.full(len(u), -1, dtype=np.int64)
+            out = np.zeros((len(u), snap.dim), dtype=self._dtype or np.float16)
+        elif len(u) and snap.segments.ok and u[0] == u[-1] and (u == u[0]).all():
+            rows = snap.segments.find_one_user(int(u[0]), a)  # request-shaped: one user, many ads
+        else:
+            rows = snap.index.find(u, a)
+        if len(snap.keys):
+            out = snap.emb[rows]  # row -1 is a real row: overwritten below for misses
+            if self._dtype is not None:
+                out = out.astype(self._dtype)
+        hit = rows >= 0
+        age = self.age_s(snap)
+        stale = self._max_age_s is not None and age > self._max_age_s
+        status = np.where(hit, STALE if stale else HIT, MISS).astype(np.int8)
+        n_hit = int(hit.sum())
+        n_miss = len(u) - n_hit
+        if n_miss:
+            self._fill_misses(snap, u, hit, out)
+        m = self.metrics
+        m.lookups.inc()
+        (m.stale if stale else m.hit).inc(n_hit)
+        if n_miss:
+            m.miss.inc(n_miss)
+        m.age.set(age)
+        m.latency.observe(time.perf_counter() - t0)
+        return LookupResult(out, hit, status, snap.snapshot_id, age)
+
+    def _fill_misses(self, snap: _Snapshot, u: np.ndarray, hit: np.ndarray, out: np.ndarray) -> None:
+        miss = ~hit
+        if self._fallback == "none":
+            out[miss] = np.nan
+            return
+        out[miss] = 0.0
+        if self._fallback == "user_mean" and snap.user_mean_ids is not None and len(snap.user_mean_ids):
+            mu = u[miss]
+            pos = np.searchsorted(snap.user_mean_ids, mu).clip(0, len(snap.user_mean_ids) - 1)
+            known = snap.user_mean_ids[pos] == mu
+            idx = np.flatnonzero(miss)[known]
+            out[idx] = snap.user_mean[pos[known]]
+        self.metrics.fallbacks.labels(model=self._model, policy=self._fallback).inc(int(miss.sum()))
+
+    # ---------------------------------------------------------------------------------------
+    def reload(self) -> bool:
+        """Swap in the snapshot CURRENT names now, if it changed. Readers are never blocked; a
+        snapshot that fails verification is refused (returns False) and the old one keeps serving."""
+        with self._reload_lock:
+            try:
+                snap_id = read_current(self._root, self._model)
+                if snap_id is None or snap_id == self._snap.snapshot_id:
+                    return False
+                new = load_snapshot(self._root, self._model, snap_id, self._shard, self._verify, self._fallback)
+            except (ValidationFailed, SnapshotNotFound, ConfigError, OSError, pa.ArrowException) as e:
+                self.last_reload_error = str(e)
+                self.metrics.reloads.labels(model=self._model, result="refused").inc()
+                log.warning("keeping snapshot %s: reload refused: %s", self._snap.snapshot_id, e)
+                return False
+            self._snap = new  # atomic reference swap
+            self.last_reload_error = None
+            self.metrics.reloads.labels(model=self._model, result="ok").inc()
+            self.metrics.info.info({"snapshot_id": new.snapshot_id})
+            return True
+
+    def start_watcher(self, interval_s: float = 30.0) -> None:
+        """Reload automatically in a daemon thread every ``interval_s`` seconds."""
+        if self._watcher is not None:
+            return
+        self._stop.clear()
+
+        def loop():
+            while not self._stop.wait(interval_s):
+                self.reload()
+
+        self._watcher = threading.Thread(target=loop, daemon=True, name=f"solaris-watch-{self._model}")
+        self._watcher.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+            self._watcher = None

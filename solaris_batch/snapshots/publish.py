@@ -1,23 +1,23 @@
 """Validate embedding shards and publish them as an immutable, versioned snapshot.
 
     <root>/<model>/snapshots/<snapshot_id>/part-*.parquet
-    <root>/<model>/snapshots/<snapshot_id>/_manifest.json
-    <root>/<model>/CURRENT            -> the live snapshot id
+    <root>/<model>/snapshots/<snapshot_id>/_manifest.json     (its presence marks a complete snapshot)
+    <root>/<model>/CURRENT                                    the live snapshot id
+    <root>/<model>/BAD                                        ids rolled back; never promoted again
 
-Write new, validate, flip a pointer: files are copied under a temporary folder name, fsynced,
-renamed into place, and only then is CURRENT replaced (write temp + fsync + rename). A process
-killed at any instant leaves CURRENT naming a complete snapshot. Snapshot ids are
-``<window end, %Y%m%dT%H%MZ>-<content hash>``: they sort by time, and republishing the same
-embeddings is a no-op. CURRENT never moves back to an older window (backfills keep their version).
+Write new, validate, flip a pointer. On a local root files are written under a temporary folder,
+fsynced and renamed into place before CURRENT is replaced (write temp + fsync + rename); on object
+stores (no rename) files go straight into the new folder and the CURRENT write is the commit. A
+process killed at any instant leaves CURRENT naming a complete, checksummed snapshot. Ids are
+``<window end %Y%m%dT%H%MZ>-<content hash>``: they sort by time, republishing identical embeddings
+is a no-op, and CURRENT never moves back to an older window (backfills keep their version).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import uuid
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +26,14 @@ import pyarrow.parquet as pq
 
 from solaris_batch.errors import InputNotFound, SnapshotNotFound, ValidationFailed
 from solaris_batch.snapshots.shards import decode_embeddings, list_shards, read_shard_meta
+from solaris_batch.snapshots.storage import Root, safe_name
 from solaris_batch.timeutil import stamp
 
 MANIFEST = "_manifest.json"
 CURRENT = "CURRENT"
+BAD = "BAD"
 MANIFEST_FORMAT = 1
+_PART = "part-{:05d}.parquet"
 
 
 @dataclass(frozen=True)
@@ -40,43 +43,25 @@ class PublishResult:
     rows: int
     current: str
     created: bool
+    drift: dict | None = None
+    note: str = ""
 
 
-def model_dir(root: str | Path, model_name: str) -> Path:
-    return Path(root) / model_name
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+def _checksums(path: Path) -> tuple[str, int]:
+    h, crc = hashlib.sha256(), 0
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
+        for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
-    return h.hexdigest()
-
-
-def _fsync_dir(d: Path) -> None:
-    fd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_durable(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+            crc = zlib.crc32(block, crc)
+    return h.hexdigest(), crc
 
 
 def validate_shards(emb_dir: Path) -> dict:
     """Run every publish gate over the shards in ``emb_dir``; return the manifest body.
 
-    Gates: at least one shard; one checkpoint version and one plan across shards; every plan shard
-    present and the row total equal to the plan's pair count; one embedding width; no NaN/Inf.
+    Gates: at least one shard; one checkpoint version, one plan and one width across shards;
+    every plan shard present; rows equal to the plan's pairs minus failures the shards list
+    explicitly (``failed_pairs`` metadata); no NaN/Inf embeddings or logits.
     """
     paths = list_shards(emb_dir)
     if not paths:
@@ -101,18 +86,22 @@ def validate_shards(emb_dir: Path) -> dict:
     files, rows, norms = [], 0, []
     for p in paths:
         t = pq.read_table(p)
-        if t.schema.field("embedding").type.byte_width != 2 * dim:
-            raise ValidationFailed(f"{p}: embedding width {t.schema.field('embedding').type.byte_width} != 2*{dim}")
+        width = t.schema.field("embedding").type.byte_width
+        if width != 2 * dim:
+            raise ValidationFailed(f"{p}: embedding width {width} bytes != 2 x dim {dim}")
         e = decode_embeddings(t.column("embedding"), dim).astype(np.float32)
         bad = int((~np.isfinite(e).all(1)).sum()) + int((~np.isfinite(t.column("logit").to_numpy())).sum())
         if bad:
             raise ValidationFailed(f"{p}: {bad} rows hold NaN/Inf embeddings or logits; CURRENT left untouched")
         norms.append(np.linalg.norm(e, axis=1))
         rows += t.num_rows
-        files.append({"name": p.name, "rows": t.num_rows, "bytes": p.stat().st_size, "sha256": _sha256(p)})
-    plan_pairs = int(meta0.get("plan_pairs", rows))
-    if rows != plan_pairs:
-        raise ValidationFailed(f"shards hold {rows} rows but the plan has {plan_pairs} pairs: re-run inference")
+        sha, crc = _checksums(p)
+        files.append({"name": p.name, "rows": t.num_rows, "bytes": p.stat().st_size, "sha256": sha, "crc32": crc})
+    failed = sum(int(m.get("failed_pairs", 0)) for m in metas)
+    plan_pairs = int(meta0.get("plan_pairs", rows + failed))
+    if rows + failed != plan_pairs:
+        raise ValidationFailed(f"shards hold {rows} rows (+{failed} listed failures) but the plan has {plan_pairs}"
+                               " pairs: re-run inference")
     n = np.concatenate(norms) if norms else np.zeros(0)
     content = hashlib.sha256("".join(f["name"] + f["sha256"] for f in files).encode()).hexdigest()
     return {
@@ -120,54 +109,145 @@ def validate_shards(emb_dir: Path) -> dict:
         "checkpoint_version": meta0["checkpoint_version"],
         "plan_at": meta0.get("plan_at"),
         "plan_fingerprint": meta0.get("plan_fingerprint"),
-        "rows": rows, "dim": dim, "dtype": "float16", "encoding": "fixed_size_binary",
+        "rows": rows, "failed_pairs": failed, "dim": dim, "dtype": "float16", "encoding": "fixed_size_binary",
         "files": files,
-        "stats": {"norm_mean": float(n.mean()) if len(n) else 0.0, "norm_min": float(n.min()) if len(n) else 0.0,
-                  "norm_max": float(n.max()) if len(n) else 0.0},
+        "stats": {"norm_mean": float(n.mean()) if len(n) else 0.0, "norm_std": float(n.std()) if len(n) else 0.0,
+                  "norm_min": float(n.min()) if len(n) else 0.0, "norm_max": float(n.max()) if len(n) else 0.0},
         "content_hash": content,
     }
 
 
-def read_current(root: str | Path, model_name: str) -> str | None:
-    p = model_dir(root, model_name) / CURRENT
-    return p.read_text().strip() if p.exists() else None
+def _model(model_name: str) -> str:
+    return safe_name(model_name, "model name")
 
 
-def read_manifest(root: str | Path, model_name: str, snapshot_id: str) -> dict:
-    p = model_dir(root, model_name) / "snapshots" / snapshot_id / MANIFEST
-    if not p.exists():
-        raise SnapshotNotFound(f"snapshot {snapshot_id} of model {model_name!r} has no manifest at {p}")
-    return json.loads(p.read_text())
+def snapshot_time(snapshot_id: str) -> str:
+    return snapshot_id.split("-")[0]
+
+
+def read_current(root: str | Path | Root, model_name: str) -> str | None:
+    r = root if isinstance(root, Root) else Root.open(root)
+    text = r.read_text(f"{_model(model_name)}/{CURRENT}")
+    return safe_name(text.strip(), "snapshot id in CURRENT") if text else None
+
+
+def read_bad(r: Root, model_name: str) -> list[str]:
+    text = r.read_text(f"{_model(model_name)}/{BAD}")
+    return json.loads(text) if text else []
+
+
+def read_manifest(root: str | Path | Root, model_name: str, snapshot_id: str) -> dict:
+    r = root if isinstance(root, Root) else Root.open(root)
+    rel = f"{_model(model_name)}/snapshots/{safe_name(snapshot_id, 'snapshot id')}/{MANIFEST}"
+    text = r.read_text(rel)
+    if text is None:
+        raise SnapshotNotFound(f"snapshot {snapshot_id} of model {model_name!r} has no manifest under {r}:"
+                               " it does not exist or was not completely published")
+    m = json.loads(text)
+    for f in m.get("files", []):
+        safe_name(f.get("name", ""), "file name in manifest")
+        if not f["name"].startswith("part-") or not f["name"].endswith(".parquet"):
+            raise ValidationFailed(f"manifest of {snapshot_id} lists unexpected file {f['name']!r}")
+    return m
+
+
+def list_snapshots(root: str | Path | Root, model_name: str) -> list[str]:
+    """Complete snapshots (with a manifest), oldest first."""
+    r = root if isinstance(root, Root) else Root.open(root)
+    base = f"{_model(model_name)}/snapshots"
+    return [s for s in r.listdir(base) if not s.startswith(".") and r.exists(f"{base}/{s}/{MANIFEST}")]
+
+
+def _drift(r: Root, model: str, current: str | None, manifest: dict) -> dict | None:
+    if not current or current == manifest.get("snapshot_id"):
+        return None
+    try:
+        prev = read_manifest(r, model, current)
+    except SnapshotNotFound:
+        return None
+    pm, nm = prev["stats"]["norm_mean"], manifest["stats"]["norm_mean"]
+    return {"previous": current, "rows_previous": prev["rows"], "rows_ratio": manifest["rows"] / max(prev["rows"], 1),
+            "norm_mean_delta": nm - pm, "norm_mean_rel": (nm - pm) / pm if pm else None,
+            "checkpoint_changed": prev["checkpoint_version"] != manifest["checkpoint_version"]}
 
 
 def publish(emb_dir: Path, root: str | Path, model_name: str, extra: dict | None = None) -> PublishResult:
-    """Validate ``emb_dir`` and publish it as a snapshot; flip CURRENT unless a newer one is live."""
+    """Validate ``emb_dir`` and publish it as a snapshot; flip CURRENT unless a newer one is live
+    or this id was rolled back as bad."""
+    r, model = Root.open(root), _model(model_name)
     manifest = validate_shards(emb_dir)
     at = manifest["plan_at"]
-    snap_id = f"{stamp(at) if at else 'unknown'}-{manifest['content_hash'][:8]}"
-    manifest.update({"model_name": model_name, "snapshot_id": snap_id, **(extra or {})})
-    snaps = model_dir(root, model_name) / "snapshots"
-    dest = snaps / snap_id
-    created = not (dest / MANIFEST).exists()
+    snap_id = f"{stamp(at) if at else '00000000T0000Z'}-{manifest['content_hash'][:8]}"
+    current = read_current(r, model)
+    manifest.update({"model_name": model, "snapshot_id": snap_id, **(extra or {})})
+    manifest["drift"] = _drift(r, model, current, manifest)
+    final = f"{model}/snapshots/{snap_id}"
+    created = not r.exists(f"{final}/{MANIFEST}")
     if created:
-        snaps.mkdir(parents=True, exist_ok=True)
-        tmp = snaps / f".tmp-{snap_id}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
+        tmp = r.new_dir(final)
         try:
             for f in manifest["files"]:
-                shutil.copyfile(Path(emb_dir) / f["name"], tmp / f["name"])
-                with open(tmp / f["name"], "rb") as fh:
-                    os.fsync(fh.fileno())
-            _write_durable(tmp / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-            if dest.exists():  # leftover without a manifest: an interrupted earlier attempt
-                shutil.rmtree(dest)
-            os.replace(tmp, dest)
-            _fsync_dir(snaps)
+                r.put_file(Path(emb_dir) / f["name"], f"{tmp}/{f['name']}")
+            r.write_text(f"{tmp}/{MANIFEST}", json.dumps(manifest, indent=2) + "\n")
+            r.commit_dir(tmp, final)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    current = read_current(root, model_name)
-    if current is None or current.split("-")[0] <= snap_id.split("-")[0]:
+            if tmp != final:
+                r.delete_dir(tmp)
+    note = "" if created else "already published: no-op"
+    if snap_id in read_bad(r, model):
+        note = f"{snap_id} was rolled back as bad and is never promoted again; CURRENT stays {current}"
+    elif current is None or snapshot_time(current) <= snapshot_time(snap_id):
         if current != snap_id:
-            _write_durable(model_dir(root, model_name) / CURRENT, snap_id + "\n")
+            r.write_text(f"{model}/{CURRENT}", snap_id + "\n")
         current = snap_id
-    return PublishResult(snap_id, str(dest), manifest["rows"], current, created)
+    else:
+        note = f"CURRENT stays on newer {current}"
+    return PublishResult(snap_id, f"{r}/{final}", manifest["rows"], current, created, manifest["drift"], note)
+
+
+def rollback(root: str | Path, model_name: str) -> tuple[str, str]:
+    """Mark CURRENT bad and repoint CURRENT at the newest earlier good snapshot.
+    Returns ``(bad_id, new_current)``."""
+    r, model = Root.open(root), _model(model_name)
+    current = read_current(r, model)
+    if current is None:
+        raise SnapshotNotFound(f"model {model!r} has no CURRENT snapshot under {r}: nothing to roll back")
+    bad = read_bad(r, model)
+    target = rollback_target(r, model, current, bad)
+    if target is None:
+        raise SnapshotNotFound(f"no earlier good snapshot of {model!r} than {current}: cannot roll back")
+    if current not in bad:
+        r.write_text(f"{model}/{BAD}", json.dumps(sorted(set(bad) | {current})) + "\n")
+    r.write_text(f"{model}/{CURRENT}", target + "\n")
+    return current, target
+
+
+def rollback_target(r: Root, model: str, current: str | None, bad: list[str] | None = None) -> str | None:
+    """The snapshot a rollback from ``current`` would go to: newest earlier, complete, not bad."""
+    bad = set(read_bad(r, model) if bad is None else bad)
+    earlier = [s for s in list_snapshots(r, model) if s not in bad and s != current
+               and (current is None or snapshot_time(s) <= snapshot_time(current))]
+    return earlier[-1] if earlier else None
+
+
+def gc(root: str | Path, model_name: str, keep: int) -> list[str]:
+    """Delete all but the ``keep`` newest good snapshots; never CURRENT or its rollback target.
+    Also removes leftovers of interrupted publishes. Returns the deleted ids."""
+    if keep < 1:
+        from solaris_batch.errors import ConfigError
+
+        raise ConfigError("gc --keep must be >= 1")
+    r, model = Root.open(root), _model(model_name)
+    current = read_current(r, model)
+    bad = set(read_bad(r, model))
+    snaps = list_snapshots(r, model)
+    good = [s for s in snaps if s not in bad]
+    protect = set(good[-keep:]) | {current, rollback_target(r, model, current, list(bad))}
+    deleted = [s for s in snaps if s not in protect]
+    for s in deleted:
+        r.delete_dir(f"{model}/snapshots/{s}")
+    base = f"{model}/snapshots"
+    for s in r.listdir(base):
+        if s.startswith(".tmp-"):
+            r.delete_dir(f"{base}/{s}")
+    return deleted

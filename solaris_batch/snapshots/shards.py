@@ -62,7 +62,9 @@ def write_embedding_shard_stream(path: Path, batches: Iterable[tuple], dim: int,
     rows = 0
     schema = embedding_shard_schema(dim)
     try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as w:
+        # Embeddings are stored uncompressed (float data barely compresses; decoding is a memcpy).
+        compression = {"user_id": "zstd", "ad_id": "zstd", "embedding": "none", "logit": "zstd"}
+        with pq.ParquetWriter(tmp, schema, compression=compression) as w:
             for u, a, e, lg in batches:
                 w.write_table(_table(u, a, e, lg, dim), row_group_size=1 << 17)
                 rows += len(u)

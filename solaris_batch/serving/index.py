@@ -1,0 +1,124 @@
+"""Vectorized indexes from (user_id, ad_id) to a row number, built for serving lookups.
+
+``PairIndex`` is a linear-probing hash table over the pairs (see its docstring); results are exact. ``UserSegments`` serves request-shaped lookups (one user, many ads) from the user's
+contiguous, ad-sorted rows with two binary searches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_M1 = np.uint64(0x9E3779B97F4A7C15)
+_M2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_M3 = np.uint64(0x94D049BB133111EB)
+W = 4
+
+
+def pair_hash(users: np.ndarray, ads: np.ndarray) -> np.ndarray:
+    u = np.asarray(users, dtype=np.int64).view(np.uint64)
+    a = np.asarray(ads, dtype=np.int64).view(np.uint64)
+    with np.errstate(over="ignore"):
+        h = (u * _M1) ^ (a * _M2)
+        h ^= h >> np.uint64(31)
+        h *= _M3
+        h ^= h >> np.uint64(29)
+    return h
+
+
+class PairIndex:
+    """Linear-probing hash table built without a probing loop; immutable, thread-safe.
+
+    Slot = low bits of the pair hash; entries are ``fingerprint << 32 | row`` (-1 = empty), where
+    the fingerprint is the hash's top 31 bits. Build: sort packed ``slot << 32 | row`` keys (one
+    radix-speed ``np.sort``), place the i-th key at ``p_i = i + max_{j<=i}(slot_j - j)`` (exactly
+    where sequential linear probing would put it; the table is over-allocated instead of wrapping),
+    scatter. Lookup: gather a ``W``-slot window per key, compare fingerprints, verify the ids of the
+    one candidate with a single gather of packed ``(user, ad)`` keys.
+    """
+
+    def __init__(self, keys: np.ndarray):
+        """``keys``: (n, 2) int64 array of (user_id, ad_id) rows; kept by reference, not copied."""
+        n = len(keys)
+        if n >= 2**31:
+            raise ValueError("PairIndex holds at most 2^31 - 1 rows per snapshot: shard the store")
+        self.keys = keys
+        users, ads = keys[:, 0], keys[:, 1]
+        bits = max(4, int(2 * max(n, 1) - 1).bit_length())  # load factor <= 0.5
+        self.mask = np.uint64((1 << bits) - 1)
+        h = pair_hash(users, ads)
+        packed = np.sort(((h & self.mask) << np.uint64(32)) | np.arange(n, dtype=np.uint64))
+        slots = (packed >> np.uint64(32)).astype(np.int64)
+        rows = (packed & np.uint64(0xFFFFFFFF)).astype(np.int64)
+        del packed
+        i = np.arange(n, dtype=np.int64)
+        pos = i + np.maximum.accumulate(slots - i) if n else i
+        self.max_run = int((pos - slots).max()) + 1 if n else 0  # longest home-to-slot distance
+        del slots, i
+        table = np.full(max((1 << bits), int(pos[-1]) + 1 if n else 0) + W, -1, dtype=np.int64)
+        table[pos] = ((h[rows] >> np.uint64(33)).astype(np.int64) << 32) | rows
+        self.table = table
+        self.nbytes = table.nbytes
+        self._win = np.arange(W, dtype=np.int64)
+
+    def find(self, users: np.ndarray, ads: np.ndarray) -> np.ndarray:
+        """Row of each (user, ad), or -1 where absent."""
+        n = len(users)
+        if n == 0 or len(self.keys) == 0:
+            return np.full(n, -1, dtype=np.int64)
+        h = pair_hash(users, ads)
+        fp = (h >> np.uint64(33)).astype(np.int64)
+        start = (h & self.mask).astype(np.int64)
+        win = self.table[start[:, None] + self._win]
+        eq = (win >> 32) == fp[:, None]  # empty slots (-1) have fingerprint -1: never equal
+        j = eq.argmax(1)
+        ar = np.arange(n)
+        r = np.where(eq[ar, j], win[ar, j] & 0xFFFFFFFF, -1)
+        f = np.flatnonzero(r >= 0)
+        k = self.keys[r[f]]
+        bad = (k[:, 0] != users[f]) | (k[:, 1] != ads[f])
+        r[f[bad]] = -1
+        if self.max_run > W:  # a run longer than the window exists: finish those keys exactly
+            cont = (win[:, -1] >= 0) & (r < 0)
+            cont[f[bad]] = True
+            for q in np.flatnonzero(cont):
+                p = int(start[q])
+                while self.table[p] >= 0:
+                    row = int(self.table[p] & 0xFFFFFFFF)
+                    if self.keys[row, 0] == users[q] and self.keys[row, 1] == ads[q]:
+                        r[q] = row
+                        break
+                    p += 1
+        return r
+
+
+class UserSegments:
+    """Rows grouped by user with ads sorted inside each group (the order plans and shards have).
+
+    Built only when the data has that layout; ``find`` then answers a one-user request with one
+    binary search over users and one over that user's ads."""
+
+    def __init__(self, users: np.ndarray, ads: np.ndarray):
+        n = len(users)
+        brk = np.flatnonzero(users[1:] != users[:-1]) + 1
+        starts = np.r_[0, brk] if n else np.zeros(0, np.int64)
+        ends = np.r_[brk, n] if n else np.zeros(0, np.int64)
+        seg_users = users[starts]
+        order = np.argsort(seg_users, kind="stable")
+        self.ok = bool(n) and not (np.diff(seg_users[order]) == 0).any() and bool(
+            ((np.diff(ads) > 0) | (np.diff(users) != 0)).all())
+        self.users = seg_users[order]
+        self.starts, self.ends = starts[order], ends[order]
+        self.ads = ads
+        self.nbytes = self.users.nbytes + self.starts.nbytes + self.ends.nbytes
+
+    def find_one_user(self, user: int, ads: np.ndarray) -> np.ndarray:
+        k = int(np.searchsorted(self.users, user))
+        out = np.full(len(ads), -1, dtype=np.int64)
+        if k == len(self.users) or self.users[k] != user:
+            return out
+        s, e = int(self.starts[k]), int(self.ends[k])
+        seg = self.ads[s:e]
+        p = np.searchsorted(seg, ads).clip(0, max(e - s - 1, 0))
+        hit = seg[p] == ads
+        out[hit] = s + p[hit]
+        return out

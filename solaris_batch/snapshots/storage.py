@@ -1,0 +1,190 @@
+"""Snapshot roots: one small interface, a local backend and an object-store backend.
+
+``Root.open(uri)`` gives ``LocalRoot`` for plain paths and ``file://`` URIs (fsync + atomic
+rename), and ``FsRoot`` for any other pyarrow filesystem URI (``s3://``, ``gs://``, ``hdfs://``,
+...), where there is no atomic rename: files are written in place under a new snapshot folder and
+the final pointer write is the commit. Paths inside a root are relative ``a/b/c`` strings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from solaris_batch.errors import ConfigError
+
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def safe_name(name: str, what: str) -> str:
+    """Refuse names that could escape a folder (``..``, slashes, empty, hidden)."""
+    if not isinstance(name, str) or not _SAFE.match(name) or ".." in name:
+        raise ConfigError(f"unsafe {what} {name!r}: use letters, digits, '.', '_' and '-' only")
+    return name
+
+
+class Root:
+    """What publish, rollback, gc and the lookup store need from a snapshot root."""
+
+    atomic_rename: bool = False
+
+    @staticmethod
+    def open(uri: str | Path | Root) -> Root:
+        if isinstance(uri, Root):
+            return uri
+        s = str(uri)
+        if "://" not in s:
+            return LocalRoot(Path(s))
+        if s.startswith("file://"):
+            return LocalRoot(Path(s[len("file://"):]))
+        try:
+            fs, base = pafs.FileSystem.from_uri(s)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as e:
+            raise ConfigError(f"cannot open snapshot root {s}: {e}") from None
+        return FsRoot(fs, base)
+
+    def read_bytes(self, rel: str) -> bytes: ...
+    def read_text(self, rel: str) -> str | None: ...
+    def exists(self, rel: str) -> bool: ...
+    def listdir(self, rel: str) -> list[str]: ...
+    def write_text(self, rel: str, text: str) -> None:
+        """Durably replace ``rel``; readers see the old or the new content, never a mix."""
+    def put_file(self, local: Path, rel: str) -> None: ...
+    def new_dir(self, final_rel: str) -> str:
+        """Folder to write a new snapshot into before ``commit_dir``."""
+    def commit_dir(self, tmp_rel: str, final_rel: str) -> None: ...
+    def delete_dir(self, rel: str) -> None: ...
+    def open_input(self, rel: str): ...
+    def local_path(self, rel: str) -> Path | None:
+        return None
+
+
+class LocalRoot(Root):
+    atomic_rename = True
+
+    def __init__(self, base: Path):
+        self.base = Path(base)
+
+    def __str__(self) -> str:
+        return str(self.base)
+
+    def _p(self, rel: str) -> Path:
+        return self.base / rel
+
+    def local_path(self, rel: str) -> Path:
+        return self._p(rel)
+
+    def read_bytes(self, rel):
+        return self._p(rel).read_bytes()
+
+    def read_text(self, rel):
+        p = self._p(rel)
+        return p.read_text() if p.exists() else None
+
+    def exists(self, rel):
+        return self._p(rel).exists()
+
+    def listdir(self, rel):
+        p = self._p(rel)
+        return sorted(x.name for x in p.iterdir()) if p.is_dir() else []
+
+    @staticmethod
+    def _fsync_dir(d: Path) -> None:
+        fd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def write_text(self, rel, text):
+        p = self._p(rel)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.tmp-{uuid.uuid4().hex[:8]}")
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+        self._fsync_dir(p.parent)
+
+    def put_file(self, local, rel):
+        p = self._p(rel)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local, p)
+        with open(p, "rb") as f:
+            os.fsync(f.fileno())
+
+    def new_dir(self, final_rel):
+        parent, name = final_rel.rsplit("/", 1)
+        tmp = f"{parent}/.tmp-{name}-{uuid.uuid4().hex[:8]}"
+        self._p(tmp).mkdir(parents=True)
+        return tmp
+
+    def commit_dir(self, tmp_rel, final_rel):
+        dst = self._p(final_rel)
+        if dst.exists():  # an earlier attempt without a manifest: never served, safe to replace
+            shutil.rmtree(dst)
+        self._fsync_dir(self._p(tmp_rel))
+        os.replace(self._p(tmp_rel), dst)
+        self._fsync_dir(dst.parent)
+
+    def delete_dir(self, rel):
+        shutil.rmtree(self._p(rel), ignore_errors=True)
+
+    def open_input(self, rel):
+        return pa.OSFile(str(self._p(rel)))
+
+
+class FsRoot(Root):
+    """Any pyarrow filesystem; object stores have no rename, so the pointer write commits."""
+
+    def __init__(self, fs: pafs.FileSystem, base: str):
+        self.fs, self.base = fs, base.rstrip("/")
+
+    def __str__(self) -> str:
+        return f"{self.fs.type_name}://{self.base}"
+
+    def _p(self, rel):
+        return f"{self.base}/{rel}" if self.base else rel
+
+    def read_bytes(self, rel):
+        with self.fs.open_input_stream(self._p(rel)) as f:
+            return f.read()
+
+    def read_text(self, rel):
+        return self.read_bytes(rel).decode() if self.exists(rel) else None
+
+    def exists(self, rel):
+        return self.fs.get_file_info(self._p(rel)).type != pafs.FileType.NotFound
+
+    def listdir(self, rel):
+        infos = self.fs.get_file_info(pafs.FileSelector(self._p(rel), allow_not_found=True))
+        return sorted(i.base_name for i in infos)
+
+    def write_text(self, rel, text):
+        with self.fs.open_output_stream(self._p(rel)) as f:  # single-object PUT: atomic on S3/GCS
+            f.write(text.encode())
+
+    def put_file(self, local, rel):
+        self.fs.create_dir(self._p(rel).rsplit("/", 1)[0], recursive=True)
+        pafs.copy_files(str(local), self._p(rel), destination_filesystem=self.fs)
+
+    def new_dir(self, final_rel):
+        self.fs.create_dir(self._p(final_rel), recursive=True)
+        return final_rel  # written in place: invisible until a manifest and the pointer exist
+
+    def commit_dir(self, tmp_rel, final_rel):
+        return None
+
+    def delete_dir(self, rel):
+        if self.exists(rel):
+            self.fs.delete_dir(self._p(rel))
+
+    def open_input(self, rel):
+        return self.fs.open_input_file(self._p(rel))
