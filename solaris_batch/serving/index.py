@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
+try:  # compiled probe loop (built by pip install); the numpy path below is the fallback
+    from solaris_batch.serving import _probe
+except ImportError:  # pragma: no cover - exercised when the extension was not built
+    _probe = None
+
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _M3 = np.uint64(0x94D049BB133111EB)
@@ -43,7 +48,7 @@ class PairIndex:
             raise ValueError("PairIndex holds at most 2^31 - 1 rows per snapshot: shard the store")
         self.keys = keys
         users, ads = keys[:, 0], keys[:, 1]
-        bits = max(4, int(2 * max(n, 1) - 1).bit_length())  # load factor <= 0.5
+        bits = max(4, int(3 * max(n, 1) - 1).bit_length())  # load factor <= 1/3: short runs
         self.mask = np.uint64((1 << bits) - 1)
         h = pair_hash(users, ads)
         packed = np.sort(((h & self.mask) << np.uint64(32)) | np.arange(n, dtype=np.uint64))
@@ -60,35 +65,56 @@ class PairIndex:
         self.nbytes = table.nbytes
         self._win = np.arange(W, dtype=np.int64)
 
-    def find(self, users: np.ndarray, ads: np.ndarray) -> np.ndarray:
+    def find(self, users: np.ndarray, ads: np.ndarray, compiled: bool = True) -> np.ndarray:
         """Row of each (user, ad), or -1 where absent."""
+        if compiled and _probe is not None and len(self.keys):
+            u = np.ascontiguousarray(users, dtype=np.int64)
+            a = np.ascontiguousarray(ads, dtype=np.int64)
+            out = np.empty(len(u), dtype=np.int64)
+            _probe.find(self.table, self.keys, int(self.mask), u, a, out)
+            return out
         n = len(users)
+        rows = np.full(n, -1, dtype=np.int64)
         if n == 0 or len(self.keys) == 0:
-            return np.full(n, -1, dtype=np.int64)
+            return rows
         h = pair_hash(users, ads)
         fp = (h >> np.uint64(33)).astype(np.int64)
-        start = (h & self.mask).astype(np.int64)
-        win = self.table[start[:, None] + self._win]
-        eq = (win >> 32) == fp[:, None]  # empty slots (-1) have fingerprint -1: never equal
-        j = eq.argmax(1)
-        ar = np.arange(n)
-        r = np.where(eq[ar, j], win[ar, j] & 0xFFFFFFFF, -1)
-        f = np.flatnonzero(r >= 0)
-        k = self.keys[r[f]]
-        bad = (k[:, 0] != users[f]) | (k[:, 1] != ads[f])
-        r[f[bad]] = -1
-        if self.max_run > W:  # a run longer than the window exists: finish those keys exactly
-            cont = (win[:, -1] >= 0) & (r < 0)
-            cont[f[bad]] = True
-            for q in np.flatnonzero(cont):
-                p = int(start[q])
-                while self.table[p] >= 0:
-                    row = int(self.table[p] & 0xFFFFFFFF)
-                    if self.keys[row, 0] == users[q] and self.keys[row, 1] == ads[q]:
-                        r[q] = row
-                        break
-                    p += 1
-        return r
+        pos = (h & self.mask).astype(np.int64)
+        idx, u, a = np.arange(n), users, ads
+        while True:
+            win = self.table[pos[:, None] + self._win]
+            eq = (win >> 32) == fp[:, None]  # empty slots (-1) have fingerprint -1: never equal
+            j = eq.argmax(1)
+            ar = np.arange(len(idx))
+            has = eq[ar, j]
+            r = win[ar, j] & 0xFFFFFFFF
+            ok = has.copy()
+            hi = np.flatnonzero(has)
+            if len(hi):
+                k = self.keys[r[hi]]
+                ok[hi] = (k[:, 0] == u[hi]) & (k[:, 1] == a[hi])
+            rows[idx[ok]] = r[ok]
+            # go on where the window is full without a verified match (or a fingerprint collision
+            # hid a later slot): the chain continues past the window
+            fp_clash = has & ~ok
+            more = np.flatnonzero(fp_clash | (~ok & (win.min(axis=1) >= 0)))
+            if not len(more):
+                return rows
+            step = np.where(fp_clash, j + 1, W)[more]
+            idx, u, a, fp, pos = idx[more], u[more], a[more], fp[more], pos[more] + step
+
+
+def gather_rows(emb: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, int]:
+    """``emb[rows]`` with zero rows where ``rows < 0``; returns ``(out, hits)``."""
+    if _probe is not None and emb.flags.c_contiguous and len(emb):
+        out = np.empty((len(rows), emb.shape[1]), dtype=emb.dtype)
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        hits = _probe.gather(emb, emb.shape[1] * emb.itemsize, rows, out)
+        return out, hits
+    out = np.take(emb, rows, axis=0) if len(emb) else np.zeros((len(rows), emb.shape[1]), emb.dtype)
+    miss = rows < 0
+    out[miss] = 0
+    return out, int(len(rows) - miss.sum())
 
 
 class UserSegments:

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from solaris_batch.errors import ConfigError, SnapshotNotFound, ValidationFailed
 from solaris_batch.hashing import shard_of
-from solaris_batch.serving.index import PairIndex, UserSegments
+from solaris_batch.serving.index import PairIndex, UserSegments, _probe, gather_rows
 from solaris_batch.snapshots.publish import read_current, read_manifest
 from solaris_batch.snapshots.storage import Root, safe_name
 from solaris_batch.timeutil import parse_duration, parse_time
@@ -67,6 +67,7 @@ class _Snapshot:
     emb: np.ndarray  # (n, dim) float16
     index: PairIndex
     segments: UserSegments
+    at_ts: float = float("nan")
     user_mean_ids: np.ndarray | None = None
     user_mean: np.ndarray | None = None
     nbytes: int = field(default=0)
@@ -134,6 +135,8 @@ def load_snapshot(root: Root, model: str, snapshot_id: str, shard: tuple[int, in
         sums = np.add.reduceat(emb[o].astype(np.float32), starts, axis=0)
         snap.user_mean_ids = su[starts]
         snap.user_mean = sums / np.diff(np.r_[starts, n])[:, None]
+    if snap.at is not None:
+        snap.at_ts = snap.at.timestamp()
     if not segments.ok:
         segments.ads = None  # layout not grouped by user: every lookup uses the hash index
     snap.nbytes = keys.nbytes + emb.nbytes + snap.index.nbytes + (segments.nbytes if segments.ok else 0) + (
@@ -152,6 +155,7 @@ class _Metrics:
         self.hit, self.miss, self.stale = (pairs.labels(result=x, **lab) for x in ("hit", "miss", "stale"))
         self.fallbacks = Counter("solaris_lookup_fallbacks", "misses answered by the fallback policy",
                                  ["model", "policy"], registry=r)
+        self.fallback = {p: self.fallbacks.labels(policy=p, **lab) for p in ("zeros", "user_mean")}
         self.latency = Histogram("solaris_lookup_latency_seconds", "lookup() latency", ["model"], registry=r,
                                  buckets=(25e-6, 50e-6, 100e-6, 200e-6, 300e-6, 500e-6, 1e-3, 5e-3, 0.05)).labels(**lab)
         self.age = Gauge("solaris_snapshot_age_seconds", "age of the served snapshot", ["model"], registry=r).labels(**lab)
@@ -219,8 +223,9 @@ class EmbeddingStore:
         return len(self._snap.users)
 
     def age_s(self, snap: _Snapshot | None = None) -> float:
+        """Seconds since the snapshot's window end (the horizon start it was computed for)."""
         snap = snap or self._snap
-        return time.time() - snap.at.timestamp() if snap.at else float("nan")
+        return time.time() - snap.at_ts
 
     def lookup(self, user_ids: np.ndarray, ad_ids: np.ndarray) -> LookupResult:
         """Embeddings for equal-length int64 arrays of user and ad ids (one snapshot per call)."""
@@ -230,22 +235,17 @@ class EmbeddingStore:
         a = np.asarray(ad_ids, dtype=np.int64)
         if u.shape != a.shape or u.ndim != 1:
             raise ValueError("user_ids and ad_ids must be 1-d arrays of equal length")
-        if len(snap.keys) == 0:
-            rows = np.full(len(u), -1, dtype=np.int64)
-            out = np.zeros((len(u), snap.dim), dtype=self._dtype or np.float16)
-        elif len(u) and snap.segments.ok and u[0] == u[-1] and (u == u[0]).all():
-            rows = snap.segments.find_one_user(int(u[0]), a)  # request-shaped: one user, many ads
+        if _probe is None and len(u) and snap.segments.ok and u[0] == u[-1] and (u == u[0]).all():
+            rows = snap.segments.find_one_user(int(u[0]), a)  # numpy fallback for one-user requests
         else:
             rows = snap.index.find(u, a)
-        if len(snap.keys):
-            out = snap.emb[rows]  # row -1 is a real row: overwritten below for misses
-            if self._dtype is not None:
-                out = out.astype(self._dtype)
+        out, n_hit = gather_rows(snap.emb, rows)
         hit = rows >= 0
+        if self._dtype is not None:
+            out = out.astype(self._dtype)
         age = self.age_s(snap)
         stale = self._max_age_s is not None and age > self._max_age_s
-        status = np.where(hit, STALE if stale else HIT, MISS).astype(np.int8)
-        n_hit = int(hit.sum())
+        status = hit.view(np.int8) * np.int8(STALE) if stale else hit.view(np.int8)  # HIT=1, MISS=0
         n_miss = len(u) - n_hit
         if n_miss:
             self._fill_misses(snap, u, hit, out)
@@ -259,18 +259,18 @@ class EmbeddingStore:
         return LookupResult(out, hit, status, snap.snapshot_id, age)
 
     def _fill_misses(self, snap: _Snapshot, u: np.ndarray, hit: np.ndarray, out: np.ndarray) -> None:
+        """Misses arrive zero-filled; apply the fallback policy and count it."""
         miss = ~hit
         if self._fallback == "none":
             out[miss] = np.nan
             return
-        out[miss] = 0.0
         if self._fallback == "user_mean" and snap.user_mean_ids is not None and len(snap.user_mean_ids):
             mu = u[miss]
             pos = np.searchsorted(snap.user_mean_ids, mu).clip(0, len(snap.user_mean_ids) - 1)
             known = snap.user_mean_ids[pos] == mu
             idx = np.flatnonzero(miss)[known]
             out[idx] = snap.user_mean[pos[known]]
-        self.metrics.fallbacks.labels(model=self._model, policy=self._fallback).inc(int(miss.sum()))
+        self.metrics.fallback[self._fallback].inc(int(miss.sum()))
 
     # ---------------------------------------------------------------------------------------
     def reload(self) -> bool:

@@ -1,0 +1,251 @@
+"""EmbeddingStore load and lookup latency on a 10M-pair, d=64 snapshot, against baselines.
+
+    python benchmarks/bench_lookup.py [--quick] [--pairs N] [--dir DIR]
+
+Baselines measured in the same run: ``pyarrow.parquet.read_table`` of the same files (load), a
+Python dict keyed by (user, ad) (lookups), and Redis ``MGET`` over loopback when a
+``redis-server`` binary is on PATH (else null). Loads run in fresh subprocesses so peak RSS is the
+load's own. The last line printed is one JSON object (see shared/OUTPUTS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+DIM = 64
+ADS_PER_USER = 20
+
+
+def build_snapshot(root: Path, pairs: int, files: int = 8) -> None:
+    """Publish a synthetic snapshot laid out like real ones (grouped by user, ads sorted)."""
+    from solaris_batch.snapshots.publish import publish
+    from solaris_batch.snapshots.shards import write_embedding_shard
+
+    rng = np.random.default_rng(0)
+    emb_dir = root.parent / "emb"
+    per = pairs // files
+    meta = {"checkpoint_version": "bench", "plan_fingerprint": "bench", "plan_at": "2026-11-20T05:00:00+00:00",
+            "plan_pairs": str(per * files), "plan_shards": ",".join(map(str, range(files)))}
+    for f in range(files):
+        n_users = per // ADS_PER_USER
+        users = np.sort(rng.choice(1 << 40, n_users, replace=False)) * files + f  # disjoint across files
+        u = np.repeat(users, ADS_PER_USER)[:per]
+        a = np.sort(rng.integers(0, 1 << 30, (n_users, ADS_PER_USER)), axis=1).reshape(-1)[:per]
+        e = rng.standard_normal((per, DIM)).astype(np.float16)
+        write_embedding_shard(emb_dir / f"part-{f:05d}.parquet", u, a, e, **meta, shard=str(f))
+    publish(emb_dir, root, "bench")
+    shutil.rmtree(emb_dir)
+
+
+CHILD = r"""
+import json, resource, sys, time
+import numpy as np
+mode, root = sys.argv[1], sys.argv[2]
+def rss_mb():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 1024
+base = rss_mb()
+t0 = time.perf_counter()
+if mode == "pyarrow":
+    import pyarrow.parquet as pq
+    from solaris_batch.snapshots.publish import read_current
+    t0 = time.perf_counter()
+    t = pq.read_table(f"{root}/bench/snapshots/{read_current(root, 'bench')}")
+    print(json.dumps({"seconds": time.perf_counter() - t0, "rows": t.num_rows}))
+    sys.exit()
+from solaris_batch.serving import EmbeddingStore
+t0 = time.perf_counter()
+store = EmbeddingStore.open(root, "bench")
+load_s = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+final = rss_mb()
+out = {"load_s": load_s, "peak_mb": peak - base, "final_mb": final - base, "pairs": len(store),
+       "resident_bytes": store.resident_bytes}
+snap = store._snap
+keys, rng = snap.keys, np.random.default_rng(1)
+n = len(keys)
+def pct(ts):
+    return float(np.percentile(ts, 50) * 1e6), float(np.percentile(ts, 99) * 1e6)
+# request-shaped: one user x 500 ads (its ~20 precomputed ads + other candidates)
+seg = snap.segments
+reqs = []
+for _ in range(3000):
+    i = int(rng.integers(0, len(seg.users)))
+    s, e = int(seg.starts[i]), int(seg.ends[i])
+    ads = np.concatenate([keys[s:e, 1], rng.integers(0, 1 << 30, 500 - (e - s))])
+    rng.shuffle(ads)
+    reqs.append((np.full(500, seg.users[i], np.int64), ads))
+for u, a in reqs[:200]:
+    store.lookup(u, a)
+ts = []
+for u, a in reqs:
+    t = time.perf_counter(); store.lookup(u, a); ts.append(time.perf_counter() - t)
+out["request_p50_us"], out["request_p99_us"] = pct(ts)
+# random batches of 1000 pairs (80% present)
+batches = []
+for _ in range(3000):
+    r = rng.integers(0, n, 1000)
+    u, a = keys[r, 0].copy(), keys[r, 1].copy()
+    a[rng.random(1000) < 0.2] += 1
+    batches.append((u, a))
+for u, a in batches[:200]:
+    store.lookup(u, a)
+ts = []
+for u, a in batches:
+    t = time.perf_counter(); store.lookup(u, a); ts.append(time.perf_counter() - t)
+out["batch1000_p50_us"], out["batch1000_p99_us"] = pct(ts)
+if mode == "full":
+    d = {(int(u), int(a)): i for i, (u, a) in enumerate(keys.tolist())}
+    emb = snap.emb
+    def dict_lookup(u, a):
+        rows = [d.get(k, -1) for k in zip(u.tolist(), a.tolist())]
+        r = np.array(rows)
+        out_ = emb[r]
+        out_[r < 0] = 0
+        return out_
+    for u, a in batches[:100]:
+        dict_lookup(u, a)
+    ts = []
+    for u, a in batches[:1000]:
+        t = time.perf_counter(); dict_lookup(u, a); ts.append(time.perf_counter() - t)
+    out["dict_batch1000_p50_us"], out["dict_batch1000_p99_us"] = pct(ts)
+    ts = []
+    for u, a in reqs[:1000]:
+        t = time.perf_counter(); dict_lookup(u, a); ts.append(time.perf_counter() - t)
+    out["dict_request_p50_us"], out["dict_request_p99_us"] = pct(ts)
+print(json.dumps(out))
+"""
+
+
+def child(mode: str, root: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    p = subprocess.run([sys.executable, "-c", CHILD, mode, str(root)], capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr[-3000:])
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _resp(*parts: bytes) -> bytes:
+    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+
+
+def _read_reply(f) -> int:
+    """Consume one RESP reply; returns the number of bulk strings read."""
+    line = f.readline()
+    if line[:1] == b"*":
+        n = int(line[1:])
+        for _ in range(n):
+            h = f.readline()
+            if h[:3] != b"$-1":
+                f.read(int(h[1:]) + 2)
+        return n
+    if line[:1] == b"$" and line[:3] != b"$-1":
+        f.read(int(line[1:]) + 2)
+    return 1
+
+
+def redis_p99(root: Path, keys_n: int = 1_000_000) -> tuple[float | None, float | None]:
+    """MGET of 1000 keys over loopback (raw RESP, pipelined loading of ``keys_n`` entries)."""
+    server = shutil.which("redis-server")
+    if not server:
+        return None, None
+    from solaris_batch.serving import EmbeddingStore
+
+    store = EmbeddingStore.open(root, "bench")
+    keys, emb = store._snap.keys[:keys_n], store._snap.emb[:keys_n]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                sock = socket.create_connection(("127.0.0.1", port))
+                break
+            except OSError:
+                time.sleep(0.05)
+        f = sock.makefile("rb")
+        names = [f"{u}:{a}".encode() for u, a in keys.tolist()]
+        blobs = [e.tobytes() for e in emb]
+        for i in range(0, len(names), 10_000):
+            args = [b"MSET"]
+            for k, v in zip(names[i : i + 10_000], blobs[i : i + 10_000], strict=True):
+                args += [k, v]
+            sock.sendall(_resp(*args))
+            _read_reply(f)
+        rng = np.random.default_rng(2)
+        ts = []
+        for _ in range(1000):
+            idx = rng.integers(0, len(names), 1000)
+            req = _resp(b"MGET", *[names[i] for i in idx])
+            t = time.perf_counter()
+            sock.sendall(req)
+            _read_reply(f)
+            out = np.frombuffer(b"".join(blobs[i] for i in idx[:0]), np.float16)  # parity: decode cost
+            ts.append(time.perf_counter() - t)
+        del out
+        return float(np.percentile(ts, 50) * 1e6), float(np.percentile(ts, 99) * 1e6)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="1M pairs, no dict/redis baselines build skipped")
+    p.add_argument("--pairs", type=int)
+    p.add_argument("--dir", type=Path, help="where to build the snapshot (default: a temp dir, removed)")
+    a = p.parse_args()
+    pairs = a.pairs or (1_000_000 if a.quick else 10_000_000)
+    work = a.dir or Path(tempfile.mkdtemp(prefix="solaris-bench-lookup-"))
+    root = work / "snap"
+    try:
+        t = time.perf_counter()
+        if not (root / "bench" / "CURRENT").exists():
+            build_snapshot(root, pairs)
+        print(f"snapshot of {pairs:,} pairs ready in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+        read_s = min(child("pyarrow", root)["seconds"] for _ in range(2))
+        res = min((child("quick" if a.quick else "full", root) for _ in range(1 if a.quick else 2)),
+                  key=lambda r: r["load_s"])
+        r50, r99 = redis_p99(root, min(pairs, 1_000_000)) if not a.quick else (None, None)
+        out = {
+            "pairs": res["pairs"], "dim": DIM, "load_s": round(res["load_s"], 3), "pyarrow_read_s": round(read_s, 3),
+            "load_ratio": round(res["load_s"] / read_s, 3),
+            "request_p50_us": round(res["request_p50_us"], 1), "request_p99_us": round(res["request_p99_us"], 1),
+            "batch1000_p50_us": round(res["batch1000_p50_us"], 1), "batch1000_p99_us": round(res["batch1000_p99_us"], 1),
+            "dict_batch1000_p99_us": round(res["dict_batch1000_p99_us"], 1) if "dict_batch1000_p99_us" in res else None,
+            "dict_request_p99_us": round(res["dict_request_p99_us"], 1) if "dict_request_p99_us" in res else None,
+            "redis_batch1000_p99_us": None if r99 is None else round(r99, 1),
+            "bytes_per_entry": round(res["resident_bytes"] / res["pairs"], 1),
+            "rss_bytes_per_entry": round(res["final_mb"] * 2**20 / res["pairs"], 1),
+            "load_peak_rss_ratio": round(res["peak_mb"] / res["final_mb"], 3),
+        }
+        print(f"pairs={out['pairs']:,} dim={DIM}")
+        print(f"load {out['load_s']:.2f}s vs pyarrow read_table {read_s:.2f}s -> x{out['load_ratio']:.2f};"
+              f" peak/final RSS {out['load_peak_rss_ratio']:.2f}; {out['bytes_per_entry']} B/entry")
+        print(f"request 1x500 p50/p99 {out['request_p50_us']}/{out['request_p99_us']} us"
+              f" (dict p99 {out['dict_request_p99_us']})")
+        print(f"batch 1000   p50/p99 {out['batch1000_p50_us']}/{out['batch1000_p99_us']} us"
+              f" (dict p99 {out['dict_batch1000_p99_us']}, redis MGET p99 {out['redis_batch1000_p99_us']})")
+        print(json.dumps(out))
+    finally:
+        if a.dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
