@@ -41,6 +41,17 @@ class PairIndex:
     one candidate with a single gather of packed ``(user, ad)`` keys.
     """
 
+    FORMAT = "lp1"  # table layout + pair_hash version; bump when either changes
+
+    @classmethod
+    def from_table(cls, keys: np.ndarray, table: np.ndarray, mask: int) -> PairIndex:
+        """Wrap a table built earlier (e.g. at publish time) for the same ``keys`` order."""
+        self = cls.__new__(cls)
+        self.keys, self.table, self.mask = keys, table, np.uint64(mask)
+        self.nbytes = table.nbytes
+        self._win = np.arange(W, dtype=np.int64)
+        return self
+
     def __init__(self, keys: np.ndarray):
         """``keys``: (n, 2) int64 array of (user_id, ad_id) rows; kept by reference, not copied."""
         n = len(keys)

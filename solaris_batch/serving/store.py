@@ -7,9 +7,10 @@
     store.reload()                             # swap in a newer CURRENT (never blocks readers)
     store.start_watcher(interval_s=30)         # ... automatically
 
-Loading reads each snapshot file once into memory, checks its crc32 against the manifest (sha256
-with ``verify="full"``), and copies row groups into preallocated arrays, so peak memory stays near
-the final resident size. A snapshot is an immutable object; ``lookup`` takes one reference to it,
+Loading reads each snapshot file once into memory, checks its XXH3-128 against the manifest
+(sha256 with ``verify="full"``), decodes it with pyarrow's threaded reader and copies the columns
+into preallocated arrays, so peak memory stays near the final resident size. The pair index was
+built at publish time (``_index.bin``) and is loaded as is; only serving-shard loads rebuild it. A snapshot is an immutable object; ``lookup`` takes one reference to it,
 so every result comes from exactly one snapshot, and an old snapshot is freed once the last
 in-flight lookup drops it. A corrupt new snapshot is refused and the old one keeps serving.
 """
@@ -20,7 +21,6 @@ import hashlib
 import logging
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import xxhash
 
 from solaris_batch.errors import ConfigError, SnapshotNotFound, ValidationFailed
 from solaris_batch.hashing import shard_of
@@ -77,57 +78,78 @@ class _Snapshot:
         return self.keys[:, 0]
 
 
-def _read_file(root: Root, rel: str, entry: dict, verify: str) -> pa.Buffer:
+def _read_file(root: Root, rel: str, entry: dict, verify: str) -> bytes:
     data = root.read_bytes(rel)
+    _verify_bytes(data, entry, verify, rel)
+    return data
+
+
+def _verify_bytes(data, entry: dict, verify: str, rel: str) -> None:
     if len(data) != entry["bytes"]:
         raise ValidationFailed(f"snapshot file {rel} has {len(data)} bytes, manifest says {entry['bytes']}: refused")
     if verify == "full":
         ok = hashlib.sha256(data).hexdigest() == entry["sha256"]
-    elif verify == "crc32" and "crc32" in entry:
-        ok = zlib.crc32(data) == entry["crc32"]
-    else:
+    elif verify == "fast":
+        ok = xxhash.xxh3_128_hexdigest(data) == entry["xxh3_128"]
+    elif verify == "none":
         ok = True
+    else:
+        raise ConfigError(f"verify={verify!r}: choose fast (XXH3-128, default), full (sha256) or none")
     if not ok:
         raise ValidationFailed(f"snapshot file {rel} fails its {verify} checksum: refusing to serve it")
-    return pa.py_buffer(data)
+
+
+def _decode(data: bytes, columns: list[str]) -> pa.Table:
+    try:
+        return pq.read_table(pa.BufferReader(data), columns=columns)
+    except (pa.ArrowException, OSError) as e:
+        raise ValidationFailed(f"snapshot file is not readable Parquet ({e}): refused") from None
 
 
 def load_snapshot(root: Root, model: str, snapshot_id: str, shard: tuple[int, int] | None = None,
-                  verify: str = "crc32", fallback: str = "zeros") -> _Snapshot:
+                  verify: str = "fast", fallback: str = "zeros") -> _Snapshot:
     m = read_manifest(root, model, snapshot_id)
     dim, base = int(m["dim"]), f"{model}/snapshots/{snapshot_id}"
-    files = [(f, _read_file(root, f"{base}/{f['name']}", f, verify)) for f in m["files"]] if shard is None else None
     if shard is None:
         n = int(m["rows"])
     else:  # count this serving shard's rows first, from the (small) user_id columns
-        files = [(f, _read_file(root, f"{base}/{f['name']}", f, verify)) for f in m["files"]]
-        n = sum(int((shard_of(pq.read_table(pa.BufferReader(b), columns=["user_id"]).column(0).to_numpy(),
-                              shard[1]) == shard[0]).sum()) for _, b in files)
+        n = sum(int((shard_of(_decode(_read_file(root, f"{base}/{f['name']}", f, "none"), ["user_id"])
+                              .column(0).to_numpy(), shard[1]) == shard[0]).sum()) for f in m["files"])
     keys = np.empty((n, 2), np.int64)
     emb = np.empty((n, dim), "<f2")
     off = 0
-    for _, buf in files:
-        pf = pq.ParquetFile(pa.BufferReader(buf))
-        for g in range(pf.num_row_groups):
-            t = pf.read_row_group(g, columns=["user_id", "ad_id", "embedding"])
-            u = t.column(0).to_numpy()
-            col = t.column(2).combine_chunks()
-            e = np.frombuffer(col.buffers()[1], "<f2", count=len(col) * dim, offset=col.offset * 2 * dim)
-            e = e.reshape(-1, dim)
-            a = t.column(1).to_numpy()
+    for f in m["files"]:
+        t = _decode(_read_file(root, f"{base}/{f['name']}", f, verify), ["user_id", "ad_id", "embedding"])
+        for cu, ca, ce in zip(*(t.column(i).chunks for i in range(3)), strict=True):
+            u, a = cu.to_numpy(), ca.to_numpy()
+            e = np.frombuffer(ce.buffers()[1], "<f2", count=len(ce) * dim, offset=ce.offset * 2 * dim).reshape(-1, dim)
             if shard is not None:
                 keep = shard_of(u, shard[1]) == shard[0]
                 u, a, e = u[keep], a[keep], e[keep]
             k = len(u)
+            if off + k > n:
+                raise ValidationFailed(f"snapshot {snapshot_id} holds more rows than its manifest says: refused")
             keys[off : off + k, 0], keys[off : off + k, 1], emb[off : off + k] = u, a, e
             off += k
-        del pf, buf
+        del t
     if off != n:
         raise ValidationFailed(f"snapshot {snapshot_id} holds {off} rows, manifest says {n}: refused")
+    ix = m.get("index")
+    if shard is None and ix and ix.get("format") == PairIndex.FORMAT and ix.get("rows") == n:
+        if ix.get("name") != "_index.bin":
+            raise ValidationFailed(f"manifest of {snapshot_id} names unexpected index file {ix.get('name')!r}")
+        if ix["bytes"] != 8 * ix["slots"]:
+            raise ValidationFailed(f"index of {snapshot_id}: {ix['bytes']} bytes for {ix['slots']} slots: refused")
+        table = root.read_array(f"{base}/_index.bin", "<i8", ix["slots"])
+        _verify_bytes(memoryview(table).cast("B"), ix, verify, f"{base}/_index.bin")
+        index = PairIndex.from_table(keys, table, ix["mask"])
+    else:
+        index = PairIndex(keys)
     users = keys[:, 0]
-    segments = UserSegments(np.ascontiguousarray(users), np.ascontiguousarray(keys[:, 1]))
+    segments = UserSegments(np.ascontiguousarray(users), np.ascontiguousarray(keys[:, 1])) if _probe is None \
+        else UserSegments(np.zeros(0, np.int64), np.zeros(0, np.int64))
     snap = _Snapshot(snapshot_id, parse_time(m["plan_at"]) if m.get("plan_at") else None, dim, keys, emb,
-                     PairIndex(keys), segments)
+                     index, segments)
     if fallback == "user_mean" and n:
         o = np.argsort(users, kind="stable")
         su = users[o]
@@ -138,7 +160,7 @@ def load_snapshot(root: Root, model: str, snapshot_id: str, shard: tuple[int, in
     if snap.at is not None:
         snap.at_ts = snap.at.timestamp()
     if not segments.ok:
-        segments.ads = None  # layout not grouped by user: every lookup uses the hash index
+        segments.ads = None  # layout not grouped by user (or the compiled probe serves all lookups)
     snap.nbytes = keys.nbytes + emb.nbytes + snap.index.nbytes + (segments.nbytes if segments.ok else 0) + (
         snap.user_mean.nbytes + snap.user_mean_ids.nbytes if snap.user_mean is not None else 0)
     return snap
@@ -180,7 +202,7 @@ class EmbeddingStore:
 
     @classmethod
     def open(cls, root: str | Path, model_name: str = "fm", shard: tuple[int, int] | None = None,
-             max_age: str | None = None, fallback: str = "zeros", verify: str = "crc32",
+             max_age: str | None = None, fallback: str = "zeros", verify: str = "fast",
              registry=None, dtype: str = "float16") -> EmbeddingStore:
         """Load the snapshot CURRENT names.
 
@@ -189,7 +211,7 @@ class EmbeddingStore:
             shard: ``(i, n)`` loads only users with ``pmod(xxhash64(user_id), n) == i``.
             max_age: e.g. ``"2h"``: hits from a snapshot whose window end is older are ``STALE``.
             fallback: ``none`` (NaN, mask only), ``zeros`` or ``user_mean`` for misses.
-            verify: ``crc32`` (default), ``full`` (sha256) or ``none``.
+            verify: ``fast`` (XXH3-128 per file, default), ``full`` (sha256) or ``none``.
             registry: a ``prometheus_client.CollectorRegistry`` (default: a private one).
             dtype: embeddings are returned as stored (``float16``) or converted (``float32``).
         """

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zlib
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+import xxhash
 
 from solaris_batch.errors import InputNotFound, SnapshotNotFound, ValidationFailed
 from solaris_batch.snapshots.shards import decode_embeddings, list_shards, read_shard_meta
@@ -30,6 +31,7 @@ from solaris_batch.snapshots.storage import Root, safe_name
 from solaris_batch.timeutil import stamp
 
 MANIFEST = "_manifest.json"
+INDEX = "_index.bin"
 CURRENT = "CURRENT"
 BAD = "BAD"
 MANIFEST_FORMAT = 1
@@ -47,17 +49,19 @@ class PublishResult:
     note: str = ""
 
 
-def _checksums(path: Path) -> tuple[str, int]:
-    h, crc = hashlib.sha256(), 0
+def checksums(path: Path) -> dict:
+    """``sha256`` (for full verification) and ``xxh3_128`` (fast, verified on every load)."""
+    sha, fast = hashlib.sha256(), xxhash.xxh3_128()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-            crc = zlib.crc32(block, crc)
-    return h.hexdigest(), crc
+            sha.update(block)
+            fast.update(block)
+    return {"sha256": sha.hexdigest(), "xxh3_128": fast.hexdigest()}
 
 
-def validate_shards(emb_dir: Path) -> dict:
-    """Run every publish gate over the shards in ``emb_dir``; return the manifest body.
+def validate_shards(emb_dir: Path) -> tuple[np.ndarray, dict]:
+    """Run every publish gate over the shards in ``emb_dir``; return ``(keys, manifest body)``
+    where ``keys`` holds every (user_id, ad_id) in file order.
 
     Gates: at least one shard; one checkpoint version, one plan and one width across shards;
     every plan shard present; rows equal to the plan's pairs minus failures the shards list
@@ -83,9 +87,10 @@ def validate_shards(emb_dir: Path) -> dict:
     if expected_shards and got_shards != expected_shards:
         missing = sorted(set(expected_shards) - set(got_shards))
         raise ValidationFailed(f"embedding shards {missing} of the plan are missing in {emb_dir}: infer them first")
-    files, rows, norms = [], 0, []
+    files, rows, norms, keys = [], 0, [], []
     for p in paths:
         t = pq.read_table(p)
+        keys.append(np.stack([t.column("user_id").to_numpy(), t.column("ad_id").to_numpy()], axis=1))
         width = t.schema.field("embedding").type.byte_width
         if width != 2 * dim:
             raise ValidationFailed(f"{p}: embedding width {width} bytes != 2 x dim {dim}")
@@ -95,8 +100,7 @@ def validate_shards(emb_dir: Path) -> dict:
             raise ValidationFailed(f"{p}: {bad} rows hold NaN/Inf embeddings or logits; CURRENT left untouched")
         norms.append(np.linalg.norm(e, axis=1))
         rows += t.num_rows
-        sha, crc = _checksums(p)
-        files.append({"name": p.name, "rows": t.num_rows, "bytes": p.stat().st_size, "sha256": sha, "crc32": crc})
+        files.append({"name": p.name, "rows": t.num_rows, "bytes": p.stat().st_size, **checksums(p)})
     failed = sum(int(m.get("failed_pairs", 0)) for m in metas)
     plan_pairs = int(meta0.get("plan_pairs", rows + failed))
     if rows + failed != plan_pairs:
@@ -104,7 +108,7 @@ def validate_shards(emb_dir: Path) -> dict:
                                " pairs: re-run inference")
     n = np.concatenate(norms) if norms else np.zeros(0)
     content = hashlib.sha256("".join(f["name"] + f["sha256"] for f in files).encode()).hexdigest()
-    return {
+    return np.concatenate(keys) if keys else np.zeros((0, 2), np.int64), {
         "format": MANIFEST_FORMAT,
         "checkpoint_version": meta0["checkpoint_version"],
         "plan_at": meta0.get("plan_at"),
@@ -115,6 +119,16 @@ def validate_shards(emb_dir: Path) -> dict:
                   "norm_min": float(n.min()) if len(n) else 0.0, "norm_max": float(n.max()) if len(n) else 0.0},
         "content_hash": content,
     }
+
+
+def write_index(keys: np.ndarray, path: Path) -> dict:
+    """Build the serving ``PairIndex`` over ``keys`` and write its table (raw little-endian int64)."""
+    from solaris_batch.serving.index import PairIndex
+
+    index = PairIndex(keys)
+    index.table.astype("<i8", copy=False).tofile(path)
+    return {"name": INDEX, "format": PairIndex.FORMAT, "rows": len(keys), "mask": int(index.mask),
+            "slots": len(index.table), "bytes": path.stat().st_size, **checksums(path)}
 
 
 def _model(model_name: str) -> str:
@@ -175,7 +189,7 @@ def publish(emb_dir: Path, root: str | Path, model_name: str, extra: dict | None
     """Validate ``emb_dir`` and publish it as a snapshot; flip CURRENT unless a newer one is live
     or this id was rolled back as bad."""
     r, model = Root.open(root), _model(model_name)
-    manifest = validate_shards(emb_dir)
+    keys, manifest = validate_shards(emb_dir)
     at = manifest["plan_at"]
     snap_id = f"{stamp(at) if at else '00000000T0000Z'}-{manifest['content_hash'][:8]}"
     current = read_current(r, model)
@@ -188,6 +202,9 @@ def publish(emb_dir: Path, root: str | Path, model_name: str, extra: dict | None
         try:
             for f in manifest["files"]:
                 r.put_file(Path(emb_dir) / f["name"], f"{tmp}/{f['name']}")
+            with tempfile.TemporaryDirectory() as td:  # the lookup index, built once here, not per load
+                manifest["index"] = write_index(keys, Path(td) / INDEX)
+                r.put_file(Path(td) / INDEX, f"{tmp}/{INDEX}")
             r.write_text(f"{tmp}/{MANIFEST}", json.dumps(manifest, indent=2) + "\n")
             r.commit_dir(tmp, final)
         finally:

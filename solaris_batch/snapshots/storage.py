@@ -50,6 +50,14 @@ class Root:
         return FsRoot(fs, base)
 
     def read_bytes(self, rel: str) -> bytes: ...
+
+    def read_array(self, rel: str, dtype: str, count: int):
+        """Read a raw file into a fresh numpy array (numpy allocations get huge pages)."""
+        import numpy as np
+
+        out = np.empty(count, dtype=dtype)
+        memoryview(out).cast("B")[:] = self.read_bytes(rel)
+        return out
     def read_text(self, rel: str) -> str | None: ...
     def exists(self, rel: str) -> bool: ...
     def listdir(self, rel: str) -> list[str]: ...
@@ -82,6 +90,17 @@ class LocalRoot(Root):
 
     def read_bytes(self, rel):
         return self._p(rel).read_bytes()
+
+    def read_array(self, rel, dtype, count):
+        import numpy as np
+
+        out = np.empty(count, dtype=dtype)
+        with open(self._p(rel), "rb") as f:
+            if f.readinto(memoryview(out).cast("B")) != out.nbytes or f.read(1):
+                from solaris_batch.errors import ValidationFailed
+
+                raise ValidationFailed(f"{self._p(rel)} does not hold {count} x {dtype}: refused")
+        return out
 
     def read_text(self, rel):
         p = self._p(rel)

@@ -215,7 +215,7 @@ def test_kill_9_at_every_publish_step_leaves_a_valid_current(tmp_path):
     first = publish(make_emb(tmp_path / "base", 1, hour=1), root, "fm").snapshot_id
     big = make_emb(tmp_path / "big", 2, hour=2, users=tuple(range(300)), ads_per_user=10, files=5)
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    steps = 5 + 1 + 1 + 1  # 5 files, manifest, commit, CURRENT
+    steps = 5 + 1 + 1 + 1 + 1  # 5 files, index, manifest, commit, CURRENT
     outcomes = []
     for k in range(1, steps + 1):
         p = subprocess.Popen([sys.executable, "-c", KILL_PUBLISH, str(big), str(root)], env=env,
