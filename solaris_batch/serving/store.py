@@ -78,9 +78,9 @@ class _Snapshot:
         return self.keys[:, 0]
 
 
-def _read_file(root: Root, rel: str, entry: dict, verify: str) -> bytes:
-    data = root.read_bytes(rel)
-    _verify_bytes(data, entry, verify, rel)
+def _read_file(root: Root, rel: str, entry: dict, verify: str) -> pa.Buffer:
+    data = root.read_buffer(rel)
+    _verify_bytes(memoryview(data), entry, verify, rel)
     return data
 
 
@@ -99,7 +99,7 @@ def _verify_bytes(data, entry: dict, verify: str, rel: str) -> None:
         raise ValidationFailed(f"snapshot file {rel} fails its {verify} checksum: refusing to serve it")
 
 
-def _decode(data: bytes, columns: list[str]) -> pa.Table:
+def _decode(data: pa.Buffer, columns: list[str]) -> pa.Table:
     try:
         return pq.read_table(pa.BufferReader(data), columns=columns)
     except (pa.ArrowException, OSError) as e:

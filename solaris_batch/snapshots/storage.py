@@ -51,6 +51,10 @@ class Root:
 
     def read_bytes(self, rel: str) -> bytes: ...
 
+    def read_buffer(self, rel: str) -> pa.Buffer:
+        """The whole file as an Arrow buffer (memory-mapped where the backend allows)."""
+        return pa.py_buffer(self.read_bytes(rel))
+
     def read_array(self, rel: str, dtype: str, count: int):
         """Read a raw file into a fresh numpy array (numpy allocations get huge pages)."""
         import numpy as np
@@ -90,6 +94,10 @@ class LocalRoot(Root):
 
     def read_bytes(self, rel):
         return self._p(rel).read_bytes()
+
+    def read_buffer(self, rel):
+        with pa.memory_map(str(self._p(rel))) as mm:  # zero-copy view of the page cache
+            return mm.read_buffer()
 
     def read_array(self, rel, dtype, count):
         import numpy as np
