@@ -10,7 +10,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo test test-fast lint airflow-db clean
+.PHONY: setup demo test test-fast lint airflow-db airflow clean
 
 setup: $(STAMP) $(AIRFLOW_HOME)/.migrated
 
@@ -23,9 +23,16 @@ $(STAMP): pyproject.toml
 $(AIRFLOW_HOME)/.migrated: $(STAMP)
 	mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+	$(BIN)/airflow pools set solaris_fm 1 "FM inference slots: one per GPU" >> $(AIRFLOW_HOME)/db-migrate.log 2>&1
 	touch $@
 
 airflow-db: $(AIRFLOW_HOME)/.migrated
+
+# The Airflow UI and scheduler on the embedded default (SQLite, LocalExecutor), with the project's DAGs.
+airflow: setup
+	@echo "Airflow UI: http://localhost:8080  (user admin; password printed below by 'airflow standalone'"
+	@echo "  and kept in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated)"
+	SOLARIS_DATA=$${SOLARIS_DATA:-$(CURDIR)/data} $(BIN)/airflow standalone
 
 demo: setup
 	$(BIN)/python -m solaris_batch.demo

@@ -3,60 +3,64 @@
 
 One run per hourly **data interval** `[start, end)`: once the hour's request-log partition is
 complete (`_SUCCESS`), plan the pairs the next `horizon` will score (Spark), run the foundation
-model on them (one mapped task per plan shard) and publish the embeddings as a new snapshot.
+model on them (one mapped task per plan shard, in the `solaris_fm` pool), validate, publish the
+embeddings as a new snapshot (updating the `solaris_snapshots` asset) and garbage-collect old ones.
 
-* `wait_for_logs` - sensor (reschedule mode) on `<logs>/requests/dt=../hour=../_SUCCESS`.
-* `speculate` - Spark job via `spark-submit`; writes `<work>/plans/<end>`.
-* `infer` - dynamically mapped over plan shards; writes `<work>/embeddings/<end>/part-*.parquet`.
-* `publish` - validates the shards, writes `<snapshots>/<model>/snapshots/<id>/` and flips `CURRENT`.
+| task | does | writes |
+| --- | --- | --- |
+| `wait_for_logs` | reschedule-mode sensor on `<logs>/requests/dt=../hour=../_SUCCESS` | |
+| `speculate` | Spark job via `spark-submit` | `<work>/plans/<end>` |
+| `infer` | FM over one plan shard (mapped) | `<work>/embeddings/<end>/part-*.parquet` |
+| `validate` | publish gates (counts, NaN/Inf, one checkpoint) | |
+| `publish` | snapshot + `CURRENT` (never back to an older window) | `<snapshots>/<model>/...` |
+| `gc` | keep the newest `keep` snapshots, CURRENT and its rollback target | |
 
-Every path is keyed by the interval end, so clearing and re-running any task is idempotent.
-Locations come from `SOLARIS_*` environment variables (see README).
+Every path is keyed by the interval end: clearing and re-running any task is idempotent, and a
+re-run publish does not create a duplicate version. Catch-up is on, so backfills work:
+`airflow backfill create --dag-id solaris_precompute --from-date ... --to-date ...`.
 """
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime, timedelta
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from solaris_batch import dag_defaults as d
 
-DEFAULT_ARGS = {
-    "owner": "solaris",
-    "retries": int(os.environ.get("SOLARIS_DAG_RETRIES", "2")),
-    "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=15),
-    "execution_timeout": timedelta(hours=1),
-}
+SNAPSHOTS = Asset(d.SNAPSHOTS_ASSET)
 
 
 def _settings():
     from solaris_batch.config import load_settings
 
-    return load_settings()
+    return load_settings(model_name=get_current_context()["params"]["model_name"])
+
+
+def _end():
+    return get_current_context()["data_interval_end"]
 
 
 @dag(
     dag_id="solaris_precompute",
     schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
-    start_date=datetime(2026, 11, 1, tzinfo=UTC),
-    catchup=False,
+    start_date=d.start_date(),
+    catchup=True,
     max_active_runs=2,
-    default_args=DEFAULT_ARGS,
+    default_args=d.default_args(),
     tags=["solaris", "precompute"],
     doc_md=__doc__,
     params={
         "budget": Param("2x", type="string", description="pair count, or Nx of the last horizon's distinct pairs"),
-        "lookback": Param("24h", type="string", description="log window mined before the horizon"),
+        "lookback": Param("24h", type="string", description="log window mined before the horizon (m/h/d)"),
         "horizon": Param("1h", type="string", description="how far ahead the plan serves"),
         "shards": Param(4, type="integer", minimum=1, description="plan shards = parallel infer tasks"),
+        "model_name": Param("fm", type="string", description="snapshots are published under this name"),
+        "keep": Param(48, type="integer", minimum=1, description="snapshots kept by gc"),
     },
 )
 def solaris_precompute():
-    @task.sensor(poke_interval=60, timeout=3 * 3600, mode="reschedule")
+    @task.sensor(poke_interval=d.sensor_poke_s(), timeout=d.sensor_timeout_s(), mode="reschedule")
     def wait_for_logs() -> bool:
-        """Wait for the interval's hour partition to hold `_SUCCESS`."""
+        """Wait for the interval's hour partition to hold `_SUCCESS` (fails after the timeout)."""
         from solaris_batch.pipeline import partition_ready
 
         return partition_ready(_settings(), get_current_context()["data_interval_start"])
@@ -66,29 +70,45 @@ def solaris_precompute():
         """Spark: plan the pairs of `[end, end + horizon)` under the budget; returns the shard ids."""
         from solaris_batch.pipeline import speculate_interval
 
-        ctx = get_current_context()
-        p = ctx["params"]
-        plan = speculate_interval(_settings(), ctx["data_interval_end"], p["lookback"], p["horizon"],
-                                  p["budget"], int(p["shards"]))
+        p = get_current_context()["params"]
+        plan = speculate_interval(_settings(), _end(), p["lookback"], p["horizon"], p["budget"], int(p["shards"]))
         print(f"planned {plan['pairs']} pairs for {plan['users']} users -> {plan['plan']}")
         return plan["shards"]
 
-    @task(doc_md="Run the FM over one plan shard (skipped if its output is already complete).")
+    @task(pool=d.fm_pool(), doc_md="Run the FM over one plan shard (skipped if its output is already complete).")
     def infer(shard: int) -> dict:
         from solaris_batch.pipeline import infer_interval
 
-        return infer_interval(_settings(), get_current_context()["data_interval_end"], shard)
+        return infer_interval(_settings(), _end(), shard)
 
     @task
-    def publish(results: list[dict]) -> dict:
-        """Validate all shards, write the snapshot, flip CURRENT (never back to an older window)."""
+    def validate(results: list[dict]) -> dict:
+        """Publish gates over all shards: counts match the plan, finite values, one checkpoint."""
+        from solaris_batch.pipeline import validate_interval
+
+        return validate_interval(_settings(), _end())
+
+    @task(outlets=[SNAPSHOTS])
+    def publish(checked: dict) -> dict:
+        """Write the snapshot and flip CURRENT; the asset event carries the snapshot id."""
         from solaris_batch.pipeline import publish_interval
 
-        return publish_interval(_settings(), get_current_context()["data_interval_end"])
+        out = publish_interval(_settings(), _end())
+        print(f"snapshot {out['snapshot_id']} ({out['rows']} rows); CURRENT={out['current']} {out['note']}")
+        get_current_context()["outlet_events"][SNAPSHOTS].extra = {
+            k: out[k] for k in ("snapshot_id", "at", "horizon", "model_name")}
+        return out
+
+    @task
+    def gc(published: dict) -> list[str]:
+        """Delete old snapshots beyond `keep` (never CURRENT or its rollback target)."""
+        from solaris_batch.pipeline import gc_snapshots
+
+        return gc_snapshots(_settings(), int(get_current_context()["params"]["keep"]))
 
     shards = speculate()
     wait_for_logs() >> shards
-    publish(infer.expand(shard=shards))
+    gc(publish(validate(infer.expand(shard=shards))))
 
 
 precompute_dag = solaris_precompute()

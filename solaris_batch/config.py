@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     model: Path | None = None
     """FM checkpoint directory. Default ``<data>/models/fm``."""
 
+    metrics: Path | None = None
+    """Metrics tables written by the monitor DAG. Default ``<data>/metrics``."""
+
     model_name: str = "fm"
     """Name under which snapshots are published (``<snapshots>/<model_name>/``)."""
 
@@ -82,6 +85,10 @@ class Settings(BaseSettings):
     @property
     def snapshots_root(self) -> str:
         return self.snapshots or str(self.data / "snapshots")
+
+    @property
+    def metrics_root(self) -> Path:
+        return self.metrics or self.data / "metrics"
 
     @property
     def model_path(self) -> Path:

@@ -47,3 +47,7 @@ class ValidationFailed(SolarisError):
 
 class SnapshotNotFound(SolarisError):
     """No snapshot (or no CURRENT pointer) exists for a model name."""
+
+
+class QualityAlert(SolarisError):
+    """A monitored quality metric fell below its threshold (the metrics were still recorded)."""

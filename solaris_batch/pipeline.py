@@ -126,10 +126,71 @@ def device_for_shard(device: str, shard: int) -> str:
     return f"cuda:{shard % n}" if n > 1 else "auto"
 
 
+def validate_interval(settings: Settings, at: datetime) -> dict:
+    """Run the publish gates without publishing (fails the task with the reason)."""
+    from solaris_batch.snapshots.publish import validate_shards
+
+    _, m = validate_shards(interval_paths(settings, at).embeddings)
+    return {"rows": m["rows"], "checkpoint_version": m["checkpoint_version"], "norm_mean": m["stats"]["norm_mean"]}
+
+
 def publish_interval(settings: Settings, at: datetime) -> dict:
     from solaris_batch.snapshots.publish import publish
 
     paths = interval_paths(settings, at)
-    r = publish(paths.embeddings, settings.snapshots_root, settings.model_name,
-                extra=plan_extra(read_plan_info(paths.plan)))
-    return {"snapshot_id": r.snapshot_id, "rows": r.rows, "current": r.current, "created": r.created}
+    info = read_plan_info(paths.plan)
+    r = publish(paths.embeddings, settings.snapshots_root, settings.model_name, extra=plan_extra(info))
+    return {"snapshot_id": r.snapshot_id, "rows": r.rows, "current": r.current, "created": r.created,
+            "at": info.at, "horizon": info.horizon, "model_name": settings.model_name, "note": r.note,
+            "drift": r.drift}
+
+
+def gc_snapshots(settings: Settings, keep: int) -> list[str]:
+    from solaris_batch.snapshots.publish import gc
+
+    return gc(settings.snapshots_root, settings.model_name, keep)
+
+
+def horizon_ready(settings: Settings, at: str | datetime, horizon: str) -> bool:
+    """True when every log partition of ``[at, at + horizon)`` holds ``_SUCCESS``."""
+    return all(partition_ready(settings, h) for h in Window.after(parse_time(at), parse_duration(horizon)).hours())
+
+
+def monitor_interval(settings: Settings, snapshot_id: str | None, threshold: float) -> dict:
+    from dataclasses import asdict
+
+    from solaris_batch.monitor import monitor_snapshot
+    from solaris_batch.snapshots.publish import read_current
+
+    sid = snapshot_id or read_current(settings.snapshots_root, settings.model_name)
+    if sid is None:
+        from solaris_batch.errors import SnapshotNotFound
+
+        raise SnapshotNotFound(f"no snapshot of {settings.model_name!r} to monitor: publish one first")
+    rec = monitor_snapshot(settings.logs_root, settings.snapshots_root, settings.model_name, sid,
+                           settings.metrics_root / "monitor", threshold)
+    return asdict(rec)
+
+
+def train_and_register(settings: Settings, until: datetime, window: str = "24h", epochs: int = 1) -> dict:
+    """Train the FM on ``[until - window, until)`` and atomically make it the checkpoint that later
+    precompute runs load; every version is also kept under ``<model>.versions/<version>``."""
+    import os
+    import shutil
+    import uuid
+
+    from solaris_batch.model.train import train_fm
+
+    target = settings.model_path
+    staging = target.with_name(f".{target.name}.staging-{uuid.uuid4().hex[:8]}")
+    r = train_fm(settings.logs_root, until, staging, window=window, epochs=epochs, model_class=settings.fm_class)
+    versions = target.with_name(f"{target.name}.versions")
+    versions.mkdir(parents=True, exist_ok=True)
+    if not (versions / r.version).exists():
+        shutil.copytree(staging, versions / r.version)
+    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staging, target)
+    shutil.rmtree(old, ignore_errors=True)
+    return {"version": r.version, "examples": r.examples, "val_auc": r.val_auc, "path": str(target)}

@@ -44,30 +44,84 @@ def test_precompute_dag_shape():
                        capture_output=True, text=True)
     d = json.loads(r.stdout.strip().splitlines()[-1])["dags"][0]
     assert d["id"] == "solaris_precompute"
-    assert sorted(t["id"] for t in d["tasks"]) == ["infer", "publish", "speculate", "wait_for_logs"]
+    assert sorted(t["id"] for t in d["tasks"]) == ["gc", "infer", "publish", "speculate", "validate", "wait_for_logs"]
+
+
+@pytest.fixture(scope="module")
+def airflow_env(tmp_path_factory):
+    """Simulated logs (8 h), a trained FM, and a migrated Airflow home with the solaris_fm pool."""
+    from solaris_batch.logs.simulator import SimConfig, simulate
+    from solaris_batch.model.train import train_fm
+
+    tmp = tmp_path_factory.mktemp("airflow")
+    data = tmp / "data"
+    simulate(SimConfig(start="2026-11-20T00:00", hours=8, users=500, ads=200, seed=9), data / "logs", progress=False)
+    train_fm(data / "logs", "2026-11-20T04:00", data / "models" / "fm", window="4h", epochs=1, progress=False)
+    env = {**os.environ, "SOLARIS_DATA": str(data), "SOLARIS_SHARDS": "2", "AIRFLOW_HOME": str(tmp / "home"),
+           "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "SOLARIS_DAG_RETRIES": "0", "SOLARIS_SENSOR_TIMEOUT": "12", "SOLARIS_SENSOR_POKE": "3"}
+    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([AIRFLOW, "pools", "set", "solaris_fm", "1", "fm"], env=env, check=True, capture_output=True)
+    return data, env
+
+
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+
+
+def dags_test(env, dag_id, logical_date=None, conf=None):
+    cmd = [AIRFLOW, "dags", "test", dag_id] + ([logical_date] if logical_date else [])
+    if conf:
+        cmd += ["--conf", json.dumps(conf)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True)
+
+
+def _snapshots(data):
+    d = data / "snapshots" / "fm" / "snapshots"
+    return sorted(p.name for p in d.iterdir() if not p.name.startswith(".")) if d.exists() else []
 
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_airflow_dags_test_publishes_snapshot(tmp_path):
-    """Real Airflow (SQLite, `airflow dags test`) runs solaris_precompute for one hour end to end."""
-    from solaris_batch.logs.simulator import SimConfig, simulate
-    from solaris_batch.model.train import train_fm
+def test_consecutive_hours_idempotent_rerun_and_monitor(airflow_env):
+    """Real Airflow (SQLite, `airflow dags test`): two consecutive hours publish two snapshots with
+    CURRENT on the later; re-running the first is idempotent; the monitor records the realized hit
+    rate, equal to an independent replay through EmbeddingStore."""
     from solaris_batch.pipeline import replay
     from solaris_batch.snapshots.publish import read_current
 
-    data = tmp_path / "data"
-    simulate(SimConfig(start="2026-11-20T00:00", hours=6, users=500, ads=200, seed=9), data / "logs", progress=False)
-    train_fm(data / "logs", "2026-11-20T05:00", data / "models" / "fm", window="4h", epochs=1, progress=False)
-    home = tmp_path / "airflow"
-    env = {**os.environ, "SOLARIS_DATA": str(data), "SOLARIS_SHARDS": "2", "AIRFLOW_HOME": str(home),
-           "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "SOLARIS_DAG_RETRIES": "0"}
-    airflow = str(Path(sys.executable).parent / "airflow")
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
-    r = subprocess.run([airflow, "dags", "test", "solaris_precompute", "2026-11-20T05:00:00+00:00",
-                        "--conf", json.dumps({"lookback": "5h"})], env=env, capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    snap = read_current(data / "snapshots", "fm")
-    assert snap and snap.startswith("20261120T0500Z-")
-    rep = replay(data / "logs", str(data / "snapshots"), "fm", "2026-11-20T05:00")
-    assert rep["snapshot_id"] == snap and rep["request_hit_rate"] > 0.1
+    data, env = airflow_env
+    conf = {"lookback": "4h"}
+    for hour in ("05", "06"):
+        r = dags_test(env, "solaris_precompute", f"2026-11-20T{hour}:00:00+00:00", conf)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    snaps = _snapshots(data)
+    assert [s[:14] for s in snaps] == ["20261120T0500Z", "20261120T0600Z"]
+    assert read_current(data / "snapshots", "fm") == snaps[1]
+    r = dags_test(env, "solaris_precompute", "2026-11-20T05:00:00+00:00", conf)  # clear + rerun hour 1
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert _snapshots(data) == snaps and read_current(data / "snapshots", "fm") == snaps[1]
+
+    r = dags_test(env, "solaris_monitor", conf={"snapshot_id": snaps[1], "min_hit_rate": 0.0})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    import pyarrow.parquet as pq
+
+    row = pq.read_table(data / "metrics" / "monitor" / f"snapshot_id={snaps[1]}.parquet").to_pylist()[0]
+    independent = replay(data / "logs", str(data / "snapshots"), "fm", "2026-11-20T06:00")
+    assert row["request_hit_rate"] == pytest.approx(independent["request_hit_rate"], abs=1e-12)
+    assert row["horizon_rows"] == independent["horizon_rows"] and 0 < row["precision"] <= 1
+    assert (data / "metrics" / "monitor" / "hit_rate.png").exists()
+    # an impossible threshold fails the check task, visibly, after recording the metrics
+    r = dags_test(env, "solaris_monitor", conf={"snapshot_id": snaps[1], "min_hit_rate": 1.0})
+    assert r.returncode != 0 and "below the threshold" in r.stdout + r.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_missing_partition_fails_sensor_and_publishes_nothing(airflow_env):
+    data, env = airflow_env
+    before = _snapshots(data)
+    r = dags_test(env, "solaris_precompute", "2026-11-20T10:00:00+00:00", {"lookback": "4h"})  # hour 09 absent
+    assert r.returncode != 0
+    out = r.stdout + r.stderr
+    assert "wait_for_logs" in out and ("Sensor has timed out" in out or "AirflowSensorTimeout" in out), out[-3000:]
+    assert _snapshots(data) == before

@@ -1,0 +1,42 @@
+"""Defaults shared by the DAG files (parse-time cheap: standard library only).
+
+Environment knobs, read when Airflow parses the DAGs:
+``SOLARIS_DAG_RETRIES`` (2), ``SOLARIS_START_DATE`` (2026-11-20T00:00Z, first interval for catch-up),
+``SOLARIS_SENSOR_TIMEOUT`` (3h in seconds), ``SOLARIS_SENSOR_POKE`` (60 s), ``SOLARIS_FM_POOL``
+(``solaris_fm``: the pool inference runs in, sized to the GPUs).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+
+
+def default_args() -> dict:
+    return {
+        "owner": "solaris",
+        "retries": int(os.environ.get("SOLARIS_DAG_RETRIES", "2")),
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=15),
+        "execution_timeout": timedelta(hours=1),
+    }
+
+
+def start_date() -> datetime:
+    return datetime.fromisoformat(os.environ.get("SOLARIS_START_DATE", "2026-11-20T00:00:00+00:00")).astimezone(UTC)
+
+
+def sensor_timeout_s() -> int:
+    return int(os.environ.get("SOLARIS_SENSOR_TIMEOUT", str(3 * 3600)))
+
+
+def sensor_poke_s() -> int:
+    return int(os.environ.get("SOLARIS_SENSOR_POKE", "60"))
+
+
+def fm_pool() -> str:
+    return os.environ.get("SOLARIS_FM_POOL", "solaris_fm")
+
+
+SNAPSHOTS_ASSET = "solaris_snapshots"
