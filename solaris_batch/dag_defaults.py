@@ -2,6 +2,7 @@
 
 Environment knobs, read when Airflow parses the DAGs:
 ``SOLARIS_DAG_RETRIES`` (2), ``SOLARIS_START_DATE`` (2026-11-20T00:00Z, first interval for catch-up),
+``SOLARIS_CATCHUP`` (true: scheduled runs catch up from the start date once unpaused),
 ``SOLARIS_SENSOR_TIMEOUT`` (3h in seconds), ``SOLARIS_SENSOR_POKE`` (60 s), ``SOLARIS_FM_POOL``
 (``solaris_fm``: the pool inference runs in, sized to the GPUs).
 """
@@ -27,12 +28,21 @@ def start_date() -> datetime:
     return datetime.fromisoformat(os.environ.get("SOLARIS_START_DATE", "2026-11-20T00:00:00+00:00")).astimezone(UTC)
 
 
+def catchup() -> bool:
+    return os.environ.get("SOLARIS_CATCHUP", "true").lower() in ("1", "true", "yes")
+
+
 def sensor_timeout_s() -> int:
     return int(os.environ.get("SOLARIS_SENSOR_TIMEOUT", str(3 * 3600)))
 
 
 def sensor_poke_s() -> int:
     return int(os.environ.get("SOLARIS_SENSOR_POKE", "60"))
+
+
+def shards() -> int:
+    """Default of the ``shards`` param: ``SOLARIS_SHARDS`` like the CLI (4)."""
+    return int(os.environ.get("SOLARIS_SHARDS", "4"))
 
 
 def fm_pool() -> str:

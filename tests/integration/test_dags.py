@@ -125,3 +125,72 @@ def test_missing_partition_fails_sensor_and_publishes_nothing(airflow_env):
     out = r.stdout + r.stderr
     assert "wait_for_logs" in out and ("Sensor has timed out" in out or "AirflowSensorTimeout" in out), out[-3000:]
     assert _snapshots(data) == before
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_backfill_through_the_scheduler_publishes_three_snapshots(airflow_env, tmp_path):
+    """`airflow backfill create` over 3 hours, executed by a real scheduler (LocalExecutor, SQLite)."""
+    import time
+
+    data, base_env = airflow_env
+    port = _free_port()
+    env = {**base_env, "AIRFLOW_HOME": str(tmp_path / "home"), "SOLARIS_SNAPSHOTS": str(tmp_path / "snapshots"),
+           "SOLARIS_WORK": str(tmp_path / "work"), "SOLARIS_SENSOR_TIMEOUT": "300",
+           "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+           "AIRFLOW__API__PORT": str(port), "AIRFLOW__CORE__PARALLELISM": "4", "SOLARIS_CATCHUP": "false"}
+    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([AIRFLOW, "pools", "set", "solaris_fm", "1", "fm"], env=env, check=True, capture_output=True)
+    logs = open(tmp_path / "services.log", "w")
+    procs = [subprocess.Popen([AIRFLOW, *cmd], env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True)
+             for cmd in (["api-server", "--port", str(port)], ["scheduler"], ["dag-processor"])]
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:  # the dag-processor must have serialized the DAG first
+            r = subprocess.run([AIRFLOW, "dags", "list", "-o", "json"], env=env, capture_output=True, text=True)
+            if r.returncode == 0 and "solaris_precompute" in r.stdout:
+                break
+            time.sleep(3)
+        # the scheduler only starts runs of unpaused DAGs, backfills included
+        subprocess.run([AIRFLOW, "dags", "unpause", "solaris_precompute"], env=env, check=True, capture_output=True)
+        r = subprocess.run([AIRFLOW, "backfill", "create", "--dag-id", "solaris_precompute",
+                            "--from-date", "2026-11-20T04:00:00+00:00", "--to-date", "2026-11-20T06:00:00+00:00",
+                            "--max-active-runs", "1", "--dag-run-conf", json.dumps({"lookback": "4h"})],
+                           env=env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        deadline = time.time() + 600
+        runs = []
+        while time.time() < deadline:
+            r = subprocess.run([AIRFLOW, "dags", "list-runs", "solaris_precompute", "-o", "json"], env=env,
+                               capture_output=True, text=True)
+            # Airflow may log warnings to stdout before the JSON document
+            runs = next((json.loads(ln) for ln in r.stdout.splitlines() if ln.startswith("[")), [])
+            runs = [x for x in runs if x["run_id"].startswith("backfill__")]
+            if len(runs) == 3 and all(x["state"] in ("success", "failed") for x in runs):
+                break
+            time.sleep(5)
+        assert sorted(x["state"] for x in runs) == ["success"] * 3, (runs, (tmp_path / "services.log").read_text()[-3000:])
+    finally:
+        import signal
+
+        for p in procs:
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        logs.close()
+    snaps = sorted(p.name[:14] for p in (tmp_path / "snapshots" / "fm" / "snapshots").iterdir())
+    assert snaps == ["20261120T0500Z", "20261120T0600Z", "20261120T0700Z"]
+    from solaris_batch.snapshots.publish import read_current
+
+    assert read_current(tmp_path / "snapshots", "fm").startswith("20261120T0700Z")
