@@ -50,3 +50,8 @@ def fm_pool() -> str:
 
 
 SNAPSHOTS_ASSET = "solaris_snapshots"
+
+#: SQLite connect args for the embedded Airflow metadata DB (``[database] sql_alchemy_connect_args``
+#: takes an import path): wait up to 60 s for a lock instead of sqlite3's 5 s default, since the
+#: scheduler, API server, DAG processor and CLI all write to the same file.
+SQLITE_CONNECT_ARGS = {"timeout": 60}

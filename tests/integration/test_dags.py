@@ -59,7 +59,9 @@ def airflow_env(tmp_path_factory):
     train_fm(data / "logs", "2026-11-20T04:00", data / "models" / "fm", window="4h", epochs=1, progress=False)
     env = {**os.environ, "SOLARIS_DATA": str(data), "SOLARIS_SHARDS": "2", "AIRFLOW_HOME": str(tmp / "home"),
            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "SOLARIS_DAG_RETRIES": "0", "SOLARIS_SENSOR_TIMEOUT": "12", "SOLARIS_SENSOR_POKE": "3"}
+           "SOLARIS_DAG_RETRIES": "0", "SOLARIS_SENSOR_TIMEOUT": "12", "SOLARIS_SENSOR_POKE": "3",
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "solaris_batch.dag_defaults.SQLITE_CONNECT_ARGS",
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "solaris_batch.dag_defaults.SQLITE_CONNECT_ARGS"}
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([AIRFLOW, "pools", "set", "solaris_fm", "1", "fm"], env=env, check=True, capture_output=True)
     return data, env
@@ -149,23 +151,19 @@ def test_backfill_through_the_scheduler_publishes_three_snapshots(airflow_env, t
            "AIRFLOW__API__PORT": str(port), "AIRFLOW__CORE__PARALLELISM": "4", "SOLARIS_CATCHUP": "false"}
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([AIRFLOW, "pools", "set", "solaris_fm", "1", "fm"], env=env, check=True, capture_output=True)
+    # Serialize the DAGs and create the backfill before the services start writing to SQLite.
+    subprocess.run([AIRFLOW, "dags", "reserialize"], env=env, check=True, capture_output=True)
+    # the scheduler only starts runs of unpaused DAGs, backfills included
+    subprocess.run([AIRFLOW, "dags", "unpause", "solaris_precompute"], env=env, check=True, capture_output=True)
+    r = subprocess.run([AIRFLOW, "backfill", "create", "--dag-id", "solaris_precompute",
+                        "--from-date", "2026-11-20T04:00:00+00:00", "--to-date", "2026-11-20T06:00:00+00:00",
+                        "--max-active-runs", "1", "--dag-run-conf", json.dumps({"lookback": "4h"})],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     logs = open(tmp_path / "services.log", "w")
     procs = [subprocess.Popen([AIRFLOW, *cmd], env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True)
              for cmd in (["api-server", "--port", str(port)], ["scheduler"], ["dag-processor"])]
     try:
-        deadline = time.time() + 180
-        while time.time() < deadline:  # the dag-processor must have serialized the DAG first
-            r = subprocess.run([AIRFLOW, "dags", "list", "-o", "json"], env=env, capture_output=True, text=True)
-            if r.returncode == 0 and "solaris_precompute" in r.stdout:
-                break
-            time.sleep(3)
-        # the scheduler only starts runs of unpaused DAGs, backfills included
-        subprocess.run([AIRFLOW, "dags", "unpause", "solaris_precompute"], env=env, check=True, capture_output=True)
-        r = subprocess.run([AIRFLOW, "backfill", "create", "--dag-id", "solaris_precompute",
-                            "--from-date", "2026-11-20T04:00:00+00:00", "--to-date", "2026-11-20T06:00:00+00:00",
-                            "--max-active-runs", "1", "--dag-run-conf", json.dumps({"lookback": "4h"})],
-                           env=env, capture_output=True, text=True)
-        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         deadline = time.time() + 600
         runs = []
         while time.time() < deadline:
