@@ -19,7 +19,7 @@ from pathlib import Path
 
 from solaris_batch import schemas
 from solaris_batch.config import Settings, load_settings
-from solaris_batch.logs.reader import partition_paths, require_logs_root
+from solaris_batch.logs.reader import log_files, partition_paths, require_logs_root
 from solaris_batch.speculate.budget import Budget
 from solaris_batch.speculate.plan import PlanInfo
 from solaris_batch.timeutil import Window, format_duration, parse_duration, parse_time, to_us
@@ -27,15 +27,6 @@ from spark_jobs.session import get_spark, sql_text
 
 SPECULATOR = "repeats-v1"
 HALF_LIFE = "6h"
-
-
-def _check_files(paths: list[Path]) -> list[str]:
-    import pyarrow.parquet as pq
-
-    files = sorted(str(f) for p in paths for f in p.glob("*.parquet"))
-    for f in files:
-        schemas.check_schema(pq.read_schema(f), schemas.REQUEST_LOG, f"log file {f}")
-    return files
 
 
 def _replace_dir(tmp: Path, out: Path) -> None:
@@ -65,7 +56,7 @@ def run(
     lb, hz, bud = parse_duration(lookback), parse_duration(horizon), Budget.parse(budget)
     window = Window.before(at_dt, lb)
     logs = require_logs_root(logs)
-    files = _check_files(partition_paths(logs, window))
+    files = log_files(partition_paths(logs, window), window)
     at_us = to_us(at_dt)
     out = Path(out)
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")

@@ -53,6 +53,16 @@ def partition_paths(logs: Path, window: Window, allow_missing: bool = False) -> 
     return out
 
 
+def log_files(paths: list[Path], window: Window) -> list[str]:
+    """Parquet files of the given partitions, each checked against the log contract."""
+    files = sorted(str(f) for p in paths for f in p.glob("*.parquet"))
+    if not files:
+        raise EmptyWindow(f"log partitions for {window} hold no Parquet files")
+    for f in files:
+        schemas.check_schema(pq.read_schema(f), schemas.REQUEST_LOG, f"log file {f}")
+    return files
+
+
 def read_window(
     logs: Path,
     window: Window,
@@ -64,12 +74,7 @@ def read_window(
 
     Raises ``SchemaMismatch`` if any file breaks the contract and ``EmptyWindow`` if no row matches.
     """
-    paths = partition_paths(logs, window, allow_missing=allow_missing)
-    files = sorted(str(f) for p in paths for f in p.glob("*.parquet"))
-    if not files:
-        raise EmptyWindow(f"log partitions for {window} hold no Parquet files")
-    for f in files:
-        schemas.check_schema(pq.read_schema(f), schemas.REQUEST_LOG, f"log file {f}")
+    files = log_files(partition_paths(logs, window, allow_missing=allow_missing), window)
     dataset = ds.dataset(files, format="parquet", schema=schemas.REQUEST_LOG)
     cond = (pc.field("ts") >= pa.scalar(window.start, schemas.TS)) & (
         pc.field("ts") < pa.scalar(window.end, schemas.TS)

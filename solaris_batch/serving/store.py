@@ -67,7 +67,7 @@ class _Snapshot:
     keys: np.ndarray  # (n, 2) int64: user_id, ad_id
     emb: np.ndarray  # (n, dim) float16
     index: PairIndex
-    segments: UserSegments
+    segments: UserSegments | None  # numpy fallback for one-user requests (no compiled probe)
     at_ts: float = float("nan")
     user_mean_ids: np.ndarray | None = None
     user_mean: np.ndarray | None = None
@@ -146,8 +146,10 @@ def load_snapshot(root: Root, model: str, snapshot_id: str, shard: tuple[int, in
     else:
         index = PairIndex(keys)
     users = keys[:, 0]
-    segments = UserSegments(np.ascontiguousarray(users), np.ascontiguousarray(keys[:, 1])) if _probe is None \
-        else UserSegments(np.zeros(0, np.int64), np.zeros(0, np.int64))
+    segments = None
+    if _probe is None:
+        segments = UserSegments(np.ascontiguousarray(users), np.ascontiguousarray(keys[:, 1]))
+        segments = segments if segments.ok else None  # data not grouped by user: hash index only
     snap = _Snapshot(snapshot_id, parse_time(m["plan_at"]) if m.get("plan_at") else None, dim, keys, emb,
                      index, segments)
     if fallback == "user_mean" and n:
@@ -159,9 +161,7 @@ def load_snapshot(root: Root, model: str, snapshot_id: str, shard: tuple[int, in
         snap.user_mean = sums / np.diff(np.r_[starts, n])[:, None]
     if snap.at is not None:
         snap.at_ts = snap.at.timestamp()
-    if not segments.ok:
-        segments.ads = None  # layout not grouped by user (or the compiled probe serves all lookups)
-    snap.nbytes = keys.nbytes + emb.nbytes + snap.index.nbytes + (segments.nbytes if segments.ok else 0) + (
+    snap.nbytes = keys.nbytes + emb.nbytes + snap.index.nbytes + (segments.nbytes if segments else 0) + (
         snap.user_mean.nbytes + snap.user_mean_ids.nbytes if snap.user_mean is not None else 0)
     return snap
 
@@ -257,7 +257,7 @@ class EmbeddingStore:
         a = np.asarray(ad_ids, dtype=np.int64)
         if u.shape != a.shape or u.ndim != 1:
             raise ValueError("user_ids and ad_ids must be 1-d arrays of equal length")
-        if _probe is None and len(u) and snap.segments.ok and u[0] == u[-1] and (u == u[0]).all():
+        if snap.segments is not None and len(u) and u[0] == u[-1] and (u == u[0]).all():
             rows = snap.segments.find_one_user(int(u[0]), a)  # numpy fallback for one-user requests
         else:
             rows = snap.index.find(u, a)

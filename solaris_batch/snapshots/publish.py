@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
@@ -49,14 +50,9 @@ class PublishResult:
     note: str = ""
 
 
-def checksums(path: Path) -> dict:
+def checksums(data: bytes) -> dict:
     """``sha256`` (for full verification) and ``xxh3_128`` (fast, verified on every load)."""
-    sha, fast = hashlib.sha256(), xxhash.xxh3_128()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            sha.update(block)
-            fast.update(block)
-    return {"sha256": sha.hexdigest(), "xxh3_128": fast.hexdigest()}
+    return {"sha256": hashlib.sha256(data).hexdigest(), "xxh3_128": xxhash.xxh3_128_hexdigest(data)}
 
 
 def validate_shards(emb_dir: Path) -> tuple[np.ndarray, dict]:
@@ -89,7 +85,8 @@ def validate_shards(emb_dir: Path) -> tuple[np.ndarray, dict]:
         raise ValidationFailed(f"embedding shards {missing} of the plan are missing in {emb_dir}: infer them first")
     files, rows, norms, keys = [], 0, [], []
     for p in paths:
-        t = pq.read_table(p)
+        data = p.read_bytes()  # read once: hashed and decoded from the same bytes
+        t = pq.read_table(pa.BufferReader(data))
         keys.append(np.stack([t.column("user_id").to_numpy(), t.column("ad_id").to_numpy()], axis=1))
         width = t.schema.field("embedding").type.byte_width
         if width != 2 * dim:
@@ -100,7 +97,7 @@ def validate_shards(emb_dir: Path) -> tuple[np.ndarray, dict]:
             raise ValidationFailed(f"{p}: {bad} rows hold NaN/Inf embeddings or logits; CURRENT left untouched")
         norms.append(np.linalg.norm(e, axis=1))
         rows += t.num_rows
-        files.append({"name": p.name, "rows": t.num_rows, "bytes": p.stat().st_size, **checksums(p)})
+        files.append({"name": p.name, "rows": t.num_rows, "bytes": len(data), **checksums(data)})
     failed = sum(int(m.get("failed_pairs", 0)) for m in metas)
     plan_pairs = int(meta0.get("plan_pairs", rows + failed))
     if rows + failed != plan_pairs:
@@ -128,7 +125,7 @@ def write_index(keys: np.ndarray, path: Path) -> dict:
     index = PairIndex(keys)
     index.table.astype("<i8", copy=False).tofile(path)
     return {"name": INDEX, "format": PairIndex.FORMAT, "rows": len(keys), "mask": int(index.mask),
-            "slots": len(index.table), "bytes": path.stat().st_size, **checksums(path)}
+            "slots": len(index.table), "bytes": path.stat().st_size, **checksums(path.read_bytes())}
 
 
 def _model(model_name: str) -> str:

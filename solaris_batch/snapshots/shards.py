@@ -8,7 +8,7 @@ the Parquet key-value metadata under ``solaris.*`` keys.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +106,3 @@ def read_shard_meta(path: Path) -> dict[str, str] | None:
 def list_shards(emb_dir: Path) -> list[Path]:
     return sorted(Path(emb_dir).glob("part-*.parquet"))
 
-
-def iter_shard_tables(paths: Iterable[Path]) -> Iterator[tuple[Path, pa.Table]]:
-    for p in paths:
-        yield p, pq.read_table(p)
