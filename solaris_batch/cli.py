@@ -18,7 +18,8 @@ def _settings(a: argparse.Namespace):
 
     return load_settings(logs=getattr(a, "logs", None), work=getattr(a, "work", None),
                          snapshots=getattr(a, "root", None), model=getattr(a, "model", None),
-                         model_name=getattr(a, "model_name", None), shards=getattr(a, "shards", None))
+                         model_name=getattr(a, "model_name", None), shards=getattr(a, "shards", None),
+                         speculator=getattr(a, "registry", None))
 
 
 def _need(path: Path | None, what: str, hint: str) -> Path:
@@ -42,10 +43,53 @@ def cmd_speculate(a):
 
     st = _settings(a)
     info = pipeline.speculate(st, st.logs_root, a.at, a.out, a.lookback, a.horizon, a.budget, st.shards,
-                              a.seq_len, submit=a.submit)
+                              a.seq_len, submit=a.submit, per_user_cap=a.per_user_cap, model=a.speculator)
     print(f"speculate: planned {info.pairs:,} pairs (budget {info.budget} = {info.budget_pairs:,}) for"
           f" {info.users:,} users in {len(info.shards)} shards from {info.rows_read:,} log rows"
-          f" ({info.quarantined} quarantined) -> {a.out}")
+          f" ({info.quarantined} quarantined), scored by {info.speculator} -> {a.out}")
+
+
+def cmd_train_speculator(a):
+    from solaris_batch import pipeline
+
+    st = _settings(a)
+    m = pipeline.train_speculator(st, st.logs_root, a.at, a.lookback, a.horizon, a.windows, a.every,
+                                  submit=a.submit)
+    print(f"train-speculator: {m['examples']:,} examples ({m['positives']:,} positive) from {len(m['train_at'])}"
+          f" windows, train AUC {m['train_auc']:.4f} -> {st.speculator_path}/{m['version']} (LATEST)")
+
+
+def cmd_backtest(a):
+    from solaris_batch import pipeline
+    from solaris_batch.speculate.report import lift
+
+    st = _settings(a)
+    args = ["--logs", str(st.logs_root), "--at", a.at, "--lookback", a.lookback, "--horizon", a.horizon,
+            "--budgets", a.budgets, "--strategies", a.strategies, "--model", a.speculator,
+            "--train-windows", str(a.train_windows), "--out", str(a.out)]
+    if a.registry:
+        args += ["--registry", str(a.registry)]
+    pipeline.spark_job(st, "backtest", args)
+    rep = json.loads((a.out / "backtest.json").read_text())
+    print(f"{'strategy':<9} {'budget':>6} {'pairs':>10} {'hit_rate':>9} {'recall':>7} {'precision':>9}")
+    for r in rep["results"]:
+        print(f"{r['strategy']:<9} {r['budget']:>6} {r['budget_pairs']:>10,} {r['request_hit_rate']:>9.4f}"
+              f" {r['pair_recall']:>7.4f} {r['precision']:>9.4f}")
+    for b in dict.fromkeys(r["budget"] for r in rep["results"]):
+        x = lift(rep, b)
+        if x is not None:
+            print(f"learned vs best baseline at {b}: {x:+.1%}")
+    print(f"backtest: {len(rep['at'])} horizon(s), {rep['horizon_rows']:,} rows -> {a.out}/backtest.json,"
+          f" {a.out}/coverage.png")
+
+
+def cmd_ingest(a):
+    from solaris_batch.logs.ingest import ingest
+
+    s = ingest(a.format, a.src, a.out)
+    print(f"ingest {s.format}: {s.lines:,} lines -> {s.rows:,} rows, {s.requests:,} requests over {s.hours:,} hours"
+          f" ({s.first} .. {s.last}); {s.quarantined:,} malformed lines quarantined"
+          + (f" -> {a.out}/_quarantine/ingest.parquet" if s.quarantined else "") + f"; log root {a.out}")
 
 
 def cmd_train_fm(a):
@@ -197,6 +241,37 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--shards", type=int, help="plan shards (default SOLARIS_SHARDS or 4)")
     sp.add_argument("--seq-len", type=int, default=128, help="events kept per user sequence")
     sp.add_argument("--submit", action="store_true", help="run through spark-submit in a child process")
+    sp.add_argument("--per-user-cap", type=int, help="at most this many planned pairs per user")
+    sp.add_argument("--speculator", type=Path, help="speculator version folder (default: LATEST in --registry)")
+    sp.add_argument("--registry", type=Path, help="speculator registry (default SOLARIS_SPECULATOR)")
+
+    sp = add("train-speculator", cmd_train_speculator,
+             "Spark job: learn the speculator's scoring on past windows and register a new version")
+    sp.add_argument("--logs", type=Path, help="request-log root (default SOLARIS_LOGS)")
+    window_args(sp, budget=False)
+    sp.add_argument("--windows", type=int, default=4, help="past windows (horizons ending by --at) to learn from")
+    sp.add_argument("--every", help="spacing of the windows (default: the horizon)")
+    sp.add_argument("--registry", type=Path, help="registry folder (default SOLARIS_SPECULATOR)")
+    sp.add_argument("--submit", action="store_true", help="run through spark-submit in a child process")
+
+    sp = add("backtest", cmd_backtest, "replay real horizons against learned / repeat / popular plans per budget")
+    sp.add_argument("--logs", type=Path, help="request-log root (default SOLARIS_LOGS)")
+    sp.add_argument("--at", required=True, help="horizon start(s), comma-separated ISO times (UTC)")
+    sp.add_argument("--lookback", default="24h")
+    sp.add_argument("--horizon", default="1h")
+    sp.add_argument("--budgets", default="0.5x,1x,2x,4x", help="comma-separated budgets (counts or Nx)")
+    sp.add_argument("--strategies", default="learned,repeat,popular")
+    sp.add_argument("--speculator", default="train",
+                    help="learned strategy's model: train (fresh at each --at on earlier windows; default),"
+                         " latest (registry), heuristic, or a version folder")
+    sp.add_argument("--train-windows", type=int, default=4)
+    sp.add_argument("--registry", type=Path, help="registry for latest (default SOLARIS_SPECULATOR)")
+    sp.add_argument("--out", type=Path, required=True, help="report folder (backtest.json, coverage.png)")
+
+    sp = add("ingest", cmd_ingest, "convert a public dataset (MovieLens, Taobao, MIND) into a canonical log root")
+    sp.add_argument("format", choices=["movielens", "taobao", "mind"])
+    sp.add_argument("--src", type=Path, required=True, help="the dataset file or its folder")
+    sp.add_argument("--out", type=Path, required=True, help="log root to write (replaced whole)")
 
     sp = add("train-fm", cmd_train_fm, "train the reference FM on impressions before --until")
     sp.add_argument("--logs", type=Path)

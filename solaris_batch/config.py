@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     model: Path | None = None
     """FM checkpoint directory. Default ``<data>/models/fm``."""
 
+    speculator: Path | None = None
+    """Speculator model registry (versions + ``LATEST``). Default ``<data>/models/speculator``."""
+
     metrics: Path | None = None
     """Metrics tables written by the monitor DAG. Default ``<data>/metrics``."""
 
@@ -93,6 +96,10 @@ class Settings(BaseSettings):
     @property
     def model_path(self) -> Path:
         return self.model or self.data / "models" / "fm"
+
+    @property
+    def speculator_path(self) -> Path:
+        return self.speculator or self.data / "models" / "speculator"
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Return a copy with the non-None overrides applied (CLI flags)."""

@@ -28,28 +28,56 @@ def interval_paths(settings: Settings, at: str | datetime) -> IntervalPaths:
     return IntervalPaths(settings.work_root / "plans" / s, settings.work_root / "embeddings" / s)
 
 
+def spark_job(settings: Settings, job: str, args: list[str], submit: bool = False):
+    """Run ``spark_jobs/<job>.py`` with ``args``: in this process (returns its ``main`` result), or
+    through ``spark-submit`` in a child process with ``submit`` (returns None; the job's output is
+    echoed, and a ``solaris: error:`` line from it is raised as ``SolarisError``)."""
+    import importlib
+
+    if not submit:
+        return importlib.import_module(f"spark_jobs.{job}").main(args, settings=settings)
+    from spark_jobs.session import submit_command, submit_env
+
+    proc = subprocess.run(submit_command(settings, job, args), capture_output=True, text=True, env=submit_env())
+    print(proc.stdout[-4000:], end="")
+    if proc.returncode != 0:
+        tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()][-15:]
+        msg = next((ln.split("solaris: error: ", 1)[1] for ln in tail if "solaris: error: " in ln), None)
+        if msg:
+            raise SolarisError(msg)
+        raise RuntimeError(f"spark-submit {job} failed:\n" + "\n".join(tail))
+    return None
+
+
 def speculate(settings: Settings, logs: Path, at: str, out: Path, lookback: str = "24h", horizon: str = "1h",
-              budget: str = "2x", shards: int | None = None, seq_len: int = 128, submit: bool = False) -> PlanInfo:
+              budget: str = "2x", shards: int | None = None, seq_len: int = 128, submit: bool = False,
+              per_user_cap: int | None = None, model: Path | None = None) -> PlanInfo:
     """Run the Spark speculate job in this process, or as ``spark-submit`` with ``submit``."""
     args = ["--logs", str(logs), "--at", parse_time(at).isoformat(), "--lookback", lookback,
             "--horizon", horizon, "--budget", str(budget), "--out", str(out),
-            "--shards", str(shards or settings.shards), "--seq-len", str(seq_len)]
-    if submit:
-        from spark_jobs.session import submit_command, submit_env
+            "--shards", str(shards or settings.shards), "--seq-len", str(seq_len),
+            "--registry", str(settings.speculator_path)]
+    if per_user_cap:
+        args += ["--per-user-cap", str(per_user_cap)]
+    if model:
+        args += ["--model", str(model)]
+    spark_job(settings, "speculate", args, submit)
+    return read_plan_info(out)
 
-        proc = subprocess.run(submit_command(settings, "speculate", args), capture_output=True, text=True,
-                              env=submit_env())
-        print(proc.stdout[-4000:], end="")
-        if proc.returncode != 0:
-            tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()][-15:]
-            msg = next((ln.split("solaris: error: ", 1)[1] for ln in tail if "solaris: error: " in ln), None)
-            if msg:
-                raise SolarisError(msg)
-            raise RuntimeError("spark-submit speculate failed:\n" + "\n".join(tail))
-        return read_plan_info(out)
-    from spark_jobs import speculate as job
 
-    return job.main(args, settings=settings)
+def train_speculator(settings: Settings, logs: Path, at: str, lookback: str = "24h", horizon: str = "1h",
+                     windows: int = 4, every: str | None = None, submit: bool = False) -> dict:
+    """Train and register a speculator version; returns its ``_meta.json`` as a dict."""
+    import json
+
+    from solaris_batch.speculate import registry
+
+    args = ["--logs", str(logs), "--at", parse_time(at).isoformat(), "--lookback", lookback, "--horizon", horizon,
+            "--windows", str(windows), "--registry", str(settings.speculator_path)]
+    if every:
+        args += ["--every", every]
+    spark_job(settings, "train_speculator", args, submit)
+    return json.loads((registry.latest(settings.speculator_path) / "_meta.json").read_text())
 
 
 def replay(logs: Path, root: str, model_name: str, at: str, horizon: str = "1h") -> dict:

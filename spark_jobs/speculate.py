@@ -3,9 +3,11 @@
     spark-submit spark_jobs/speculate.py --logs LOGS --at T --lookback 24h --horizon 1h \
         --budget 2x --out PLAN [--shards 4] [--seq-len 128]
 
-Reads only complete hour partitions, quarantines malformed rows, scores candidates with
-``sql/speculate_repeats.sql``, keeps the top ``budget`` pairs (ties broken by ids, so reruns are
-identical), shards them by ``pmod(xxhash64(user_id), shards)`` and writes the plan atomically.
+Reads only complete hour partitions, quarantines malformed rows, gathers candidates from the
+channels of ``spark_jobs.features`` (repeats, user activity, ad liveness, co-visitation, faiss
+neighbours), scores them with the latest trained speculator (``solaris train-speculator``) or the
+heuristic fallback, keeps the top ``budget`` pairs (ties broken by ids, so reruns are identical),
+shards them by ``pmod(xxhash64(user_id), shards)`` and writes the plan atomically.
 """
 
 from __future__ import annotations
@@ -17,16 +19,11 @@ import sys
 import uuid
 from pathlib import Path
 
-from solaris_batch import schemas
 from solaris_batch.config import Settings, load_settings
-from solaris_batch.logs.reader import log_files, partition_paths, require_logs_root
 from solaris_batch.speculate.budget import Budget
 from solaris_batch.speculate.plan import PlanInfo
-from solaris_batch.timeutil import Window, format_duration, parse_duration, parse_time, to_us
+from solaris_batch.timeutil import Window, format_duration, parse_duration, parse_time
 from spark_jobs.session import get_spark, sql_text
-
-SPECULATOR = "repeats-v1"
-HALF_LIFE = "6h"
 
 
 def _replace_dir(tmp: Path, out: Path) -> None:
@@ -48,56 +45,42 @@ def run(
     out: Path,
     shards: int = 4,
     seq_len: int = 128,
+    per_user_cap: int | None = None,
+    model: Path | None = None,
+    registry_root: Path | None = None,
 ) -> PlanInfo:
-    """Write the plan for ``[at, at + horizon)`` to ``out`` and return its metadata."""
+    """Write the plan for ``[at, at + horizon)`` to ``out`` and return its metadata.
+
+    Scores candidates with the model at ``model``, else the latest one in ``registry_root``, else the
+    heuristic (with a warning); keeps the top ``budget`` pairs by score (ties by ids, so reruns are
+    identical), at most ``per_user_cap`` per user.
+    """
+    from pyspark.sql import Window as W
     from pyspark.sql import functions as F
+
+    from spark_jobs import scoring
+    from spark_jobs.features import candidates, load_window, recent_distinct_pairs
 
     at_dt = parse_time(at)
     lb, hz, bud = parse_duration(lookback), parse_duration(horizon), Budget.parse(budget)
-    window = Window.before(at_dt, lb)
-    logs = require_logs_root(logs)
-    files = log_files(partition_paths(logs, window), window)
-    at_us = to_us(at_dt)
+    if per_user_cap is not None and per_user_cap < 1:
+        from solaris_batch.errors import ConfigError
+
+        raise ConfigError(f"--per-user-cap must be >= 1, got {per_user_cap}")
     out = Path(out)
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
     try:
-        raw = (
-            spark.read.option("basePath", str(logs / "requests")).parquet(*files)
-            .select(*schemas.REQUEST_LOG.names, "dt", "hour")
-        )
-        bad = (
-            F.col("request_id").isNull() | F.col("ts").isNull() | F.col("user_id").isNull()
-            | F.col("ad_id").isNull() | F.col("impressed").isNull() | F.col("clicked").isNull()
-            | (F.date_format("ts", "yyyy-MM-dd") != F.col("dt"))
-            | (F.hour("ts") != F.col("hour").cast("int"))
-        )
-        raw = raw.withColumn("_bad", F.coalesce(bad, F.lit(True))).cache()
-        quarantined = raw.filter("_bad").count()
-        if quarantined:
-            raw.filter("_bad").drop("_bad").write.parquet(str(tmp / "_quarantine"))
-            print(f"speculate: quarantined {quarantined} malformed log rows -> {out}/_quarantine", file=sys.stderr)
-        rows = raw.filter(~F.col("_bad") & (F.unix_micros("ts") >= to_us(window.start))
-                          & (F.unix_micros("ts") < at_us)).drop("_bad", "dt", "hour")
-        rows.createOrReplaceTempView("requests")
-        rows_read = rows.count()
-
-        ads_dir = logs / "ads"
-        if ads_dir.is_dir():
-            spark.read.parquet(str(ads_dir)).createOrReplaceTempView("ads")
-        else:
-            spark.createDataFrame([], "ad_id BIGINT, category_id INT, end_ts TIMESTAMP").createOrReplaceTempView("ads")
-
-        recent = 0
-        if bud.needs_recent_pairs:
-            recent = rows.filter(F.unix_micros("ts") >= at_us - int(hz.total_seconds() * 1e6)) \
-                .select("user_id", "ad_id").distinct().count()
-        budget_pairs = bud.resolve(recent)
-
-        args = {"at_us": at_us, "half_life_us": int(parse_duration(HALF_LIFE).total_seconds() * 1e6)}
-        scored = spark.sql(sql_text("speculate_repeats.sql"), args=args)
+        rows, rows_read, quarantined = load_window(spark, logs, at_dt, lb, tmp / "_quarantine")
+        budget_pairs = bud.resolve(recent_distinct_pairs(spark, at_dt, hz) if bud.needs_recent_pairs else 0)
+        scored, speculator = scoring.score(candidates(spark, at_dt, hz, lb), model, registry_root)
+        order = [F.desc("score"), F.asc("user_id"), F.asc("ad_id")]
+        if per_user_cap:
+            scored = scored.withColumn("_r", F.row_number().over(W.partitionBy("user_id").orderBy(*order))) \
+                .filter(F.col("_r") <= per_user_cap)
         plan = (
-            scored.orderBy(F.desc("score"), "user_id", "ad_id").limit(budget_pairs)
+            scored.orderBy(*order).limit(budget_pairs)
+            .select("user_id", "ad_id", F.col("score").cast("float").alias("score"))
             .withColumn("shard", F.pmod(F.xxhash64("user_id"), F.lit(shards)).cast("int"))
             .cache()
         )
@@ -108,7 +91,7 @@ def run(
         if stats.pairs == 0:
             from solaris_batch.errors import EmptyWindow
 
-            raise EmptyWindow(f"no candidate pairs in {window}: every ad seen there has expired")
+            raise EmptyWindow(f"no candidate pairs in {Window.before(at_dt, lb)}: every ad seen there has expired")
         (plan.repartition("shard").sortWithinPartitions("shard", "user_id", "ad_id")
              .write.partitionBy("shard").parquet(str(tmp / "pairs")))
         shard_pairs = {str(r.shard): r["count"] for r in plan.groupBy("shard").count().collect()}
@@ -130,12 +113,13 @@ def run(
             at=at_dt.isoformat(), lookback=format_duration(lb), horizon=format_duration(hz), budget=str(bud),
             budget_pairs=budget_pairs, pairs=stats.pairs, users=stats.users,
             shards=sorted(int(s) for s in shard_pairs), num_shards=shards, seq_len=seq_len,
-            rows_read=rows_read, quarantined=quarantined, speculator=SPECULATOR,
+            rows_read=rows_read, quarantined=quarantined, speculator=speculator,
             fingerprint=f"{stats.fp & 0xFFFFFFFFFFFFFFFF:016x}", shard_pairs=shard_pairs,
         )
         info.write(tmp)
         plan.unpersist()
-        raw.unpersist()
+        rows.unpersist()
+        spark.catalog.clearCache()
         _replace_dir(tmp, out)
         return info
     finally:
@@ -152,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--shards", type=int, default=None)
     p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--per-user-cap", type=int, help="at most this many pairs per user")
+    p.add_argument("--model", type=Path, help="speculator version folder (default: LATEST in the registry)")
+    p.add_argument("--registry", type=Path, help="speculator registry (default SOLARIS_SPECULATOR)")
     return p
 
 
@@ -160,7 +147,8 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> Pla
     settings = settings or load_settings()
     spark = get_spark(settings, "solaris-speculate")
     return run(spark, a.logs, a.at, a.lookback, a.horizon, a.budget, a.out,
-               shards=a.shards or settings.shards, seq_len=a.seq_len)
+               shards=a.shards or settings.shards, seq_len=a.seq_len, per_user_cap=a.per_user_cap,
+               model=a.model, registry_root=a.registry or settings.speculator_path)
 
 
 if __name__ == "__main__":
