@@ -1,10 +1,16 @@
 """
 ### solaris_train
 
-Daily: retrain the reference FM on the `window` of impressions before the interval end and
-register it — versions are kept under `<model>.versions/<version>` and the checkpoint that later
-`solaris_precompute` runs load (`SOLARIS_MODEL`) is swapped in atomically. Snapshot manifests
-record which checkpoint version produced them.
+Daily, two independent tasks:
+
+| task | does | registers |
+| --- | --- | --- |
+| `train_speculator` | Spark job (`spark-submit`): learn the speculator's scoring on the `speculator_windows` horizons before the interval end | new version under `SOLARIS_SPECULATOR`, `LATEST` flipped atomically |
+| `train_fm` | retrain the reference FM on the `window` of impressions before the interval end (skipped when `train_fm` is off) | `<model>.versions/<version>`; the checkpoint `SOLARIS_MODEL` is swapped in atomically |
+
+Later `solaris_precompute` runs load the latest speculator and checkpoint; plan and snapshot
+manifests record which versions produced them. Rerunning a day retrains on the same windows and
+re-registers the same version names.
 """
 
 from __future__ import annotations
@@ -26,9 +32,33 @@ from solaris_batch import dag_defaults as d
     params={
         "window": Param("24h", type="string", description="training window before the interval end"),
         "epochs": Param(1, type="integer", minimum=1),
+        "until": Param("", type="string", description="train on data before this ISO time (default: the interval end)"),
+        "train_fm": Param(True, type="boolean", description="also retrain the FM (off: speculator only)"),
+        "speculator_windows": Param(4, type="integer", minimum=1, description="past horizons to learn from"),
+        "lookback": Param("24h", type="string", description="speculator feature lookback"),
+        "horizon": Param("1h", type="string", description="speculator horizon"),
     },
 )
 def solaris_train():
+    @task
+    def train_speculator() -> dict:
+        """Learn the speculator on past horizons before the interval end; register it as LATEST."""
+        from solaris_batch.config import load_settings
+        from solaris_batch.pipeline import train_speculator as train
+
+        ctx = get_current_context()
+        p = ctx["params"]
+        st = load_settings()
+        meta = train(st, st.logs_root, p["until"] or ctx["data_interval_end"], p["lookback"], p["horizon"],
+                     int(p["speculator_windows"]), submit=True)
+        print(f"registered speculator {meta['version']} (train AUC {meta['train_auc']:.4f})")
+        return {"version": meta["version"], "examples": meta["examples"], "train_auc": meta["train_auc"]}
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def fm_enabled() -> bool:
+        """Skip `train_fm` when the `train_fm` param is off."""
+        return bool(get_current_context()["params"]["train_fm"])
+
     @task
     def train_fm() -> dict:
         """Train on `[end - window, end)` and register the new checkpoint version."""
@@ -37,11 +67,13 @@ def solaris_train():
 
         ctx = get_current_context()
         p = ctx["params"]
-        out = train_and_register(load_settings(), ctx["data_interval_end"], p["window"], int(p["epochs"]))
+        out = train_and_register(load_settings(), p["until"] or ctx["data_interval_end"], p["window"],
+                                 int(p["epochs"]))
         print(f"registered FM version {out['version']} (held-out AUC {out['val_auc']})")
         return out
 
-    train_fm()
+    train_speculator()
+    fm_enabled() >> train_fm()
 
 
 train_dag = solaris_train()

@@ -1,4 +1,4 @@
-"""``make demo``: simulate two days, train the FM, run ``solaris_precompute`` for the last hour
+"""``make demo``: simulate two days, train the FM and the speculator, run ``solaris_precompute`` for the last hour
 through Airflow (``airflow dags test``), then replay the next hour against the published snapshot.
 
 Everything lands under ``./demo-data`` (git-ignored); rerunning starts from scratch.
@@ -47,6 +47,13 @@ def main() -> int:
     r = train_fm(st.logs_root, at, st.model_path, epochs=1)
     print(f"   {r.examples:,} examples, held-out AUC {r.val_auc:.3f}, version {r.version} ({time.perf_counter() - t:.1f}s)")
 
+    t = _step(f"train the speculator on the 2 horizons before {at:%Y-%m-%dT%H:%MZ} (Spark)")
+    from solaris_batch.pipeline import train_speculator
+
+    m = train_speculator(st, st.logs_root, at.isoformat(), windows=2)
+    print(f"   {m['examples']:,} examples, train AUC {m['train_auc']:.3f}, version {m['version']}"
+          f" ({time.perf_counter() - t:.1f}s)")
+
     t = _step(f"airflow dags test solaris_precompute {at.isoformat()} (interval [{at - timedelta(hours=1):%H:%M}, {at:%H:%M}))")
     log = root / "airflow-dags-test.log"
     with open(log, "w") as f:
@@ -65,6 +72,7 @@ def main() -> int:
         "snapshot_id": rep["snapshot_id"],
         "pairs_planned": info.pairs,
         "budget": info.budget,
+        "speculator": info.speculator,
         "horizon_rows": rep["horizon_rows"],
         "request_hit_rate": round(rep["request_hit_rate"], 4),
         "sample_lookup": rep["sample"],

@@ -27,7 +27,7 @@ def cooccurrence_vectors(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n
         src, dst: int node indices in ``[0, n)``; weight: positive link weights (same length).
     Returns:
         (n, dim) float32, rows L2-normalized (all-zero for isolated nodes), from the top
-        eigenvectors of ``D^-1/2 W D^-1/2`` by randomized subspace iteration (deterministic per seed).
+        eigenpairs of ``D^-1/2 W D^-1/2`` by randomized subspace iteration (deterministic per seed).
     """
     src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
     w = np.asarray(weight, np.float64)
@@ -43,8 +43,10 @@ def cooccurrence_vectors(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n
         x, _ = np.linalg.qr(_spmm(r, c, w, x, n))
     # Rayleigh-Ritz on the subspace: exact eigenpairs of the projected matrix.
     evals, evecs = np.linalg.eigh(x.T @ _spmm(r, c, w, x, n))
-    top = np.argsort(-np.abs(evals))[:k]
-    v = (x @ evecs[:, top]) * np.sqrt(np.abs(evals[top]))
+    # Largest eigenvalues, negative ones clipped: keep the positive semi-definite part, whose inner
+    # products behave as similarities (a negative eigenvalue would push co-visited ads apart).
+    top = np.argsort(-evals)[:k]
+    v = (x @ evecs[:, top]) * np.sqrt(np.maximum(evals[top], 0.0))
     v = np.where(np.isfinite(v), v, 0.0)
     if v.shape[1] < dim:
         v = np.pad(v, ((0, 0), (0, dim - v.shape[1])))

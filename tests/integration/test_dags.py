@@ -84,14 +84,21 @@ def _snapshots(data):
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_consecutive_hours_idempotent_rerun_and_monitor(airflow_env):
-    """Real Airflow (SQLite, `airflow dags test`): two consecutive hours publish two snapshots with
-    CURRENT on the later; re-running the first is idempotent; the monitor records the realized hit
-    rate, equal to an independent replay through EmbeddingStore."""
+def test_consecutive_hours_idempotent_rerun_and_monitor(airflow_env, spark, tmp_path):
+    """Real Airflow (SQLite, `airflow dags test`): solaris_train registers a speculator; two
+    consecutive hours publish two snapshots with CURRENT on the later, planned by that speculator;
+    re-running the first is idempotent; the monitor records the realized hit rate, equal to an
+    independent replay through EmbeddingStore and to `solaris backtest` of the same plan."""
     from solaris_batch.pipeline import replay
-    from solaris_batch.snapshots.publish import read_current
+    from solaris_batch.snapshots.publish import read_current, read_manifest
+    from solaris_batch.speculate import registry
 
     data, env = airflow_env
+    r = dags_test(env, "solaris_train", conf={"until": "2026-11-20T05:00:00+00:00", "train_fm": False,
+                                              "speculator_windows": 1, "lookback": "4h"})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    version = registry.latest(data / "models" / "speculator").name
+    assert version.startswith("20261120T0500Z-w1-4h")
     conf = {"lookback": "4h"}
     for hour in ("05", "06"):
         r = dags_test(env, "solaris_precompute", f"2026-11-20T{hour}:00:00+00:00", conf)
@@ -112,6 +119,13 @@ def test_consecutive_hours_idempotent_rerun_and_monitor(airflow_env):
     assert row["request_hit_rate"] == pytest.approx(independent["request_hit_rate"], abs=1e-12)
     assert row["horizon_rows"] == independent["horizon_rows"] and 0 < row["precision"] <= 1
     assert (data / "metrics" / "monitor" / "hit_rate.png").exists()
+    assert read_manifest(str(data / "snapshots"), "fm", snaps[1])["speculator"] == f"learned-{version}"
+    from spark_jobs import backtest
+
+    rep = backtest.run(spark, data / "logs", ["2026-11-20T06:00"], "4h", "1h", "2x", tmp_path / "bt",
+                       strategies=["learned"], model="latest", registry_root=data / "models" / "speculator")
+    assert rep["results"][0]["request_hit_rate"] == pytest.approx(row["request_hit_rate"], abs=1e-12)
+    assert rep["results"][0]["precision"] == pytest.approx(row["precision"], abs=1e-12)
     # an impossible threshold fails the check task, visibly, after recording the metrics
     r = dags_test(env, "solaris_monitor", conf={"snapshot_id": snaps[1], "min_hit_rate": 1.0})
     assert r.returncode != 0 and "below the threshold" in r.stdout + r.stderr
