@@ -36,7 +36,7 @@ def test_learned_not_worse_on_ingested_mind_format(spark, tmp_path):
     sim = tmp_path / "sim"
     simulate(SimConfig(start=START, hours=16, users=1500, ads=500, seed=5), sim, progress=False)
     t = ds.dataset(sim / "requests", format="parquet").to_table().sort_by([("request_id", "ascending")])
-    lines, cur, items = [], None, []
+    lines, cur, items, user, when = [], None, [], None, None
     for r in t.to_pylist():
         if r["request_id"] != cur:
             if items:
