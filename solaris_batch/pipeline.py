@@ -68,8 +68,6 @@ def speculate(settings: Settings, logs: Path, at: str, out: Path, lookback: str 
 def train_speculator(settings: Settings, logs: Path, at: str, lookback: str = "24h", horizon: str = "1h",
                      windows: int = 4, every: str | None = None, submit: bool = False) -> dict:
     """Train and register a speculator version; returns its ``_meta.json`` as a dict."""
-    import json
-
     from solaris_batch.speculate import registry
 
     args = ["--logs", str(logs), "--at", parse_time(at).isoformat(), "--lookback", lookback, "--horizon", horizon,
@@ -77,7 +75,7 @@ def train_speculator(settings: Settings, logs: Path, at: str, lookback: str = "2
     if every:
         args += ["--every", every]
     spark_job(settings, "train_speculator", args, submit)
-    return json.loads((registry.latest(settings.speculator_path) / "_meta.json").read_text())
+    return asdict(registry.read_meta(registry.latest(settings.speculator_path)))
 
 
 def replay(logs: Path, root: str, model_name: str, at: str, horizon: str = "1h") -> dict:
@@ -203,10 +201,10 @@ def monitor_interval(settings: Settings, snapshot_id: str | None, threshold: flo
 def train_and_register(settings: Settings, until: datetime, window: str = "24h", epochs: int = 1) -> dict:
     """Train the FM on ``[until - window, until)`` and atomically make it the checkpoint that later
     precompute runs load; every version is also kept under ``<model>.versions/<version>``."""
-    import os
     import shutil
     import uuid
 
+    from solaris_batch.logs.layout import replace_dir
     from solaris_batch.model.train import train_fm
 
     target = settings.model_path
@@ -216,9 +214,5 @@ def train_and_register(settings: Settings, until: datetime, window: str = "24h",
     versions.mkdir(parents=True, exist_ok=True)
     if not (versions / r.version).exists():
         shutil.copytree(staging, versions / r.version)
-    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-    if target.exists():
-        os.replace(target, old)
-    os.replace(staging, target)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(staging, target)
     return {"version": r.version, "examples": r.examples, "val_auc": r.val_auc, "path": str(target)}

@@ -20,11 +20,10 @@ from pathlib import Path
 
 from solaris_batch.speculate.budget import Budget
 from solaris_batch.speculate.report import plot_coverage, pool_results
-from solaris_batch.timeutil import format_duration, parse_duration, parse_time, stamp, to_us
+from solaris_batch.timeutil import format_duration, parse_duration, parse_time, stamp
 from spark_jobs.features import (
     ChannelOptions,
     candidates,
-    channel,
     horizon_pairs,
     load_window,
     recent_distinct_pairs,
@@ -33,18 +32,18 @@ from spark_jobs.features import (
 STRATEGIES = ("learned", "repeat", "popular")
 
 
-def repeat_scores(spark, live_ads):
-    """Baseline ``repeat``: every pair of the lookback, most recently scored first."""
-    live_ads.select("ad_id").createOrReplaceTempView("live_ads")
+def repeat_scores(spark):
+    """Baseline ``repeat``: every pair of the lookback on a live ad, most recently scored first.
+    Needs the views of ``features.candidates``."""
     return spark.sql("SELECT r.user_id, r.ad_id, CAST(max(unix_micros(r.ts)) AS DOUBLE) AS score"
                      " FROM requests r JOIN live_ads l ON l.ad_id = r.ad_id GROUP BY r.user_id, r.ad_id")
 
 
-def popular_scores(spark, live_ads, max_pairs: int):
+def popular_scores(spark, max_pairs: int):
     """Baseline ``popular``: active users (any request in the lookback) x the most scored live ads,
     score = user requests x ad requests. Each user gets at most ``4 * max_pairs / users`` ads, which
-    holds the top ``max_pairs`` products unless activity is extremely skewed."""
-    live_ads.select("ad_id").createOrReplaceTempView("live_ads")
+    holds the top ``max_pairs`` products unless activity is extremely skewed. Needs the views of
+    ``features.candidates``."""
     n_users = spark.sql("SELECT count(DISTINCT user_id) FROM requests").first()[0]
     k = max(1, math.ceil(4 * max_pairs / max(n_users, 1)))
     return spark.sql(
@@ -81,22 +80,20 @@ def backtest_at(spark, logs: Path, at, lookback, horizon, budgets: list[Budget],
     """Results of every strategy and budget for one horizon start ``at``."""
     from spark_jobs import scoring
 
-    rows, _, _ = load_window(spark, logs, at, lookback)
+    model_dir, speculator = None, None
+    if "learned" in strategies and model == "train":  # first: training registers its own views
+        meta = scoring.train(spark, logs, at, registry_root, lookback, horizon, windows=train_windows, opts=opts)
+        model_dir = registry_root / meta.version
+    elif model not in ("heuristic", "latest"):
+        model_dir = Path(model)
+    load_window(spark, logs, at, lookback)
     recent = recent_distinct_pairs(spark, at, horizon) if any(b.needs_recent_pairs for b in budgets) else 0
     sizes = [b.resolve(recent) for b in budgets]
     truth = horizon_pairs(spark, logs, at, horizon).cache()
     tot = truth.agg({"rows": "sum", "*": "count"}).first()
     horizon_rows, horizon_pairs_n = int(tot["sum(rows)"] or 0), int(tot["count(1)"])
     out = {"at": at.isoformat(), "horizon_rows": horizon_rows, "horizon_pairs": horizon_pairs_n, "results": []}
-    model_dir, speculator = None, None
-    if "learned" in strategies and model == "train":
-        meta = scoring.train(spark, logs, at, registry_root, lookback, horizon, windows=train_windows, opts=opts)
-        model_dir = registry_root / meta.version
-        rows, _, _ = load_window(spark, logs, at, lookback)  # training replaced the views
-    elif model not in ("heuristic", "latest"):
-        model_dir = Path(model)
     cands = candidates(spark, at, horizon, lookback, opts).cache()
-    live = channel(spark, "channel_ads", at_us=to_us(at), horizon_us=int(horizon.total_seconds() * 1e6))
     for strategy in strategies:
         if strategy == "learned":
             if model == "heuristic":
@@ -104,18 +101,15 @@ def backtest_at(spark, logs: Path, at, lookback, horizon, budgets: list[Budget],
             else:
                 scored, speculator = scoring.score(cands, model_dir, registry_root)
         elif strategy == "repeat":
-            scored = repeat_scores(spark, live)
+            scored = repeat_scores(spark)
         elif strategy == "popular":
-            scored = popular_scores(spark, live, max(sizes))
+            scored = popular_scores(spark, max(sizes))
         else:
             raise ValueError(strategy)
         for b, r in zip(budgets, evaluate(scored, truth, sizes), strict=True):
             out["results"].append({"strategy": strategy, "budget": str(b), **r})
         print(f"backtest: {stamp(at)} {strategy} done", file=sys.stderr)
     out["speculator"] = speculator
-    cands.unpersist()
-    truth.unpersist()
-    rows.unpersist()
     spark.catalog.clearCache()
     return out
 
@@ -173,4 +167,6 @@ def main(argv: list[str] | None = None, settings=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from spark_jobs.session import job_entry
+
+    job_entry(main, lambda r: f"backtest: {len(r['at'])} horizon(s), {r['horizon_rows']} rows")

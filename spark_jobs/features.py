@@ -75,7 +75,8 @@ def load_window(spark, logs: Path, at: datetime, lookback, quarantine_dir: Path 
     """Register view ``requests`` with the valid rows of ``[at - lookback, at)`` (and view ``ads``).
 
     Malformed rows are counted and, when ``quarantine_dir`` is given, written there (never
-    silently dropped). Returns ``(rows_df, rows_read, quarantined)``; ``rows_df`` is cached.
+    silently dropped). The valid rows are cached (callers end with ``spark.catalog.clearCache()``).
+    Returns ``(rows_read, quarantined)``.
     """
     valid, bad = read_valid(spark, logs, Window.before(at, lookback))
     quarantined = bad.count()
@@ -86,7 +87,7 @@ def load_window(spark, logs: Path, at: datetime, lookback, quarantine_dir: Path 
     rows.createOrReplaceTempView("requests")
     rows_read = rows.count()
     ads_view(spark, logs).createOrReplaceTempView("ads")
-    return rows, rows_read, quarantined
+    return rows_read, quarantined
 
 
 ADS_COLUMNS = {"ad_id": "BIGINT", "category_id": "INT", "start_ts": "TIMESTAMP", "end_ts": "TIMESTAMP"}
@@ -185,7 +186,7 @@ def nearest_neighbours(spark, user_recent, ad_covisit, live_ads, opts: ChannelOp
 def candidates(spark, at: datetime, horizon, lookback, opts: ChannelOptions | None = None):
     """One row per candidate pair of the horizon starting at ``at``: (user_id, ad_id, *FEATURES).
 
-    Needs the views of ``load_window``. Candidates are the union of the repeats, co-visitation and
+    Needs the views of ``load_window``; registers view ``live_ads`` (channel 3). Candidates are the union of the repeats, co-visitation and
     nearest-neighbour channels, restricted to ads live in the horizon; missing features are filled
     with their "never" values (0 counts, age = lookback + 1h, rank = nn_k + 1).
     """
@@ -198,6 +199,7 @@ def candidates(spark, at: datetime, horizon, lookback, opts: ChannelOptions | No
     rep = channel(spark, "channel_repeats", at_us=at_us, half_life_us=int(opts.half_life * HOUR_US))
     usr = channel(spark, "channel_users", at_us=at_us, hod=at.hour)
     ads = channel(spark, "channel_ads", at_us=at_us, horizon_us=hz_us).cache()
+    ads.createOrReplaceTempView("live_ads")
     user_recent = channel(spark, "user_recent_ads", recent=opts.recent).cache()
     user_recent.createOrReplaceTempView("user_recent")
     covisit = channel(spark, "ad_covisit", neighbors=opts.neighbors).cache()

@@ -35,32 +35,27 @@ def labelled(spark, logs: Path, at: datetime, lookback, horizon, opts: ChannelOp
     """Candidates at ``at`` joined with what the horizon really scored: adds ``label``, ``rows``."""
     from pyspark.sql import functions as F
 
-    rows, _, _ = load_window(spark, logs, at, lookback)
+    load_window(spark, logs, at, lookback)
     cands = candidates(spark, at, horizon, lookback, opts)
     truth = horizon_pairs(spark, logs, at, horizon)
-    out = (cands.join(truth, ["user_id", "ad_id"], "left").fillna({"rows": 0})
-           .withColumn("label", (F.col("rows") > 0).cast("double")))
-    return out, rows
+    return (cands.join(truth, ["user_id", "ad_id"], "left").fillna({"rows": 0})
+            .withColumn("label", (F.col("rows") > 0).cast("double")))
 
 
 def training_set(spark, logs: Path, ats: list[datetime], lookback, horizon, opts: ChannelOptions, out: Path,
-                 neg_rate: float = NEG_RATE) -> int:
-    """Write the examples of every ``at`` to ``out`` (Parquet, one folder per window); returns count."""
+                 neg_rate: float = NEG_RATE) -> None:
+    """Write the examples of every ``at`` to ``out`` (Parquet, one folder per window)."""
     from pyspark.sql import functions as F
 
-    n = 0
     for i, at in enumerate(ats):
-        df, rows = labelled(spark, logs, at, lookback, horizon, opts)
+        df = labelled(spark, logs, at, lookback, horizon, opts)
         keep = (F.col("label") > 0) | ((F.abs(F.xxhash64("user_id", "ad_id", F.lit(to_us(at)))) % 1000)
                                        < int(neg_rate * 1000))
         ex = df.filter(keep).withColumn(
             "weight", F.when(F.col("label") > 0, F.col("rows").cast("double")).otherwise(1.0 / neg_rate))
         ex.write.mode("overwrite").parquet(str(out / f"window={i}"))
-        rows.unpersist()
-        spark.catalog.clearCache()
-        n += 1
+        spark.catalog.clearCache()  # the window's cached rows and channels
         print(f"train-speculator: window {i + 1}/{len(ats)} at {stamp(at)} written", file=sys.stderr)
-    return n
 
 
 def fit(spark, examples: Path, seed: int = 0, max_iter: int = 40, max_depth: int = 5):
@@ -93,10 +88,8 @@ def apply(model, df):
                                                                            "probability", "prediction")
 
 
-def load(version_dir: Path | None):
-    """The registered model at ``version_dir`` (None: no model, use the heuristic)."""
-    if version_dir is None:
-        return None
+def load(version_dir: Path):
+    """The registered model at ``version_dir``."""
     from pyspark.ml import PipelineModel
 
     return PipelineModel.load(str(Path(version_dir) / "model"))
@@ -108,10 +101,8 @@ def score(df, model_dir: Path | None, registry_root: Path | None = None):
     if model_dir is None and registry_root is not None:
         model_dir = registry.latest(registry_root)
     if model_dir is None:
-        warnings.warn(f"no trained speculator under {registry_root}: using the heuristic score"
+        warnings.warn(f"no trained speculator under {registry_root}: using the heuristic score {HEURISTIC}"
                       " (run 'solaris train-speculator' to learn one)", stacklevel=2)
-        print(f"speculate: WARNING no trained speculator under {registry_root}; using {HEURISTIC}",
-              file=sys.stderr)
         return heuristic(df), HEURISTIC
     meta = registry.read_meta(model_dir)
     return apply(load(model_dir), df), f"learned-{meta.version}"
@@ -128,8 +119,7 @@ def train(spark, logs: Path, at: datetime, registry_root: Path, lookback, horizo
     at = parse_time(at)
     every = every or horizon
     ats = [at - horizon - i * every for i in range(windows)]
-    staging, _ = registry.new_version(registry_root)
-    staging.mkdir(parents=True)
+    staging = registry.new_version(registry_root)
     try:
         training_set(spark, logs, ats, lookback, horizon, opts, staging / "_examples")
         model, auc, n, pos = fit(spark, staging / "_examples", seed=seed)

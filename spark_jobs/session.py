@@ -40,6 +40,18 @@ def get_spark(settings: Settings, app_name: str = "solaris"):
     return spark
 
 
+def job_entry(main, summary) -> None:
+    """``__main__`` of a ``spark-submit`` job: run ``main()``, print ``summary(result)``; an expected
+    failure prints ``solaris: error: ...`` (which ``pipeline.spark_job`` re-raises) and exits 2."""
+    from solaris_batch.errors import SolarisError
+
+    try:
+        print(summary(main()))
+    except SolarisError as e:
+        print(f"solaris: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+
+
 def sql_text(name: str) -> str:
     return (SQL_DIR / name).read_text()
 

@@ -13,26 +13,16 @@ shards them by ``pmod(xxhash64(user_id), shards)`` and writes the plan atomicall
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import sys
 import uuid
 from pathlib import Path
 
 from solaris_batch.config import Settings, load_settings
+from solaris_batch.logs.layout import replace_dir
 from solaris_batch.speculate.budget import Budget
 from solaris_batch.speculate.plan import PlanInfo
 from solaris_batch.timeutil import Window, format_duration, parse_duration, parse_time
-from spark_jobs.session import get_spark, sql_text
-
-
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Swap a fully written folder into place; a rerun replaces the old output whole."""
-    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
+from spark_jobs.session import get_spark, job_entry, sql_text
 
 
 def run(
@@ -71,7 +61,7 @@ def run(
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
     try:
-        rows, rows_read, quarantined = load_window(spark, logs, at_dt, lb, tmp / "_quarantine")
+        rows_read, quarantined = load_window(spark, logs, at_dt, lb, tmp / "_quarantine")
         budget_pairs = bud.resolve(recent_distinct_pairs(spark, at_dt, hz) if bud.needs_recent_pairs else 0)
         scored, speculator = scoring.score(candidates(spark, at_dt, hz, lb), model, registry_root)
         order = [F.desc("score"), F.asc("user_id"), F.asc("ad_id")]
@@ -117,10 +107,8 @@ def run(
             fingerprint=f"{stats.fp & 0xFFFFFFFFFFFFFFFF:016x}", shard_pairs=shard_pairs,
         )
         info.write(tmp)
-        plan.unpersist()
-        rows.unpersist()
         spark.catalog.clearCache()
-        _replace_dir(tmp, out)
+        replace_dir(tmp, out)
         return info
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -152,11 +140,4 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> Pla
 
 
 if __name__ == "__main__":
-    from solaris_batch.errors import SolarisError
-
-    try:
-        info = main()
-        print(f"speculate: planned {info.pairs} pairs for {info.users} users in {len(info.shards)} shards")
-    except SolarisError as e:
-        print(f"solaris: error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
+    job_entry(main, lambda i: f"speculate: planned {i.pairs} pairs for {i.users} users in {len(i.shards)} shards")

@@ -9,7 +9,6 @@ Window i has horizon start ``T - horizon - i * every``; every label lies before 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from solaris_batch.timeutil import parse_duration, parse_time
@@ -45,11 +44,7 @@ def main(argv: list[str] | None = None, settings=None):
 
 
 if __name__ == "__main__":
-    from solaris_batch.errors import SolarisError
+    from spark_jobs.session import job_entry
 
-    try:
-        m = main()
-        print(f"train-speculator: registered {m.version} ({m.examples} examples, train AUC {m.train_auc:.4f})")
-    except SolarisError as e:
-        print(f"solaris: error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
+    job_entry(main, lambda m: f"train-speculator: registered {m.version} ({m.examples} examples,"
+                              f" train AUC {m.train_auc:.4f})")

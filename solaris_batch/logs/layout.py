@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -25,6 +27,15 @@ def write_table_atomic(table: pa.Table, path: Path, **kwargs) -> None:
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Swap a fully written folder ``tmp`` into place at ``out``; the old ``out`` goes whole."""
+    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_partition(logs: Path, hour: datetime, table: pa.Table) -> Path:

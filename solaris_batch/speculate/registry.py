@@ -34,11 +34,11 @@ class SpeculatorMeta:
     options: dict = field(default_factory=dict)
 
 
-def new_version(root: Path) -> tuple[Path, Path]:
-    """(staging folder, final folder) for a new version; commit with ``commit``."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    return root / f".staging-{uuid.uuid4().hex[:8]}", root
+def new_version(root: Path) -> Path:
+    """A fresh, empty staging folder for a new version under ``root``; commit with ``commit``."""
+    staging = Path(root) / f".staging-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    return staging
 
 
 def commit(staging: Path, meta: SpeculatorMeta) -> Path:

@@ -65,13 +65,11 @@ def test_pool_results_sums_before_ratios():
 def test_registry_commit_latest_and_rerun(tmp_path):
     assert registry.latest(tmp_path / "reg") is None
     for v in ("v1", "v2"):
-        staging, _ = registry.new_version(tmp_path / "reg")
-        staging.mkdir()
+        staging = registry.new_version(tmp_path / "reg")
         (staging / "model").mkdir()
         registry.commit(staging, registry.SpeculatorMeta(v, ["f"], ["t"], "24h", "1h", 10, 2))
     assert registry.latest(tmp_path / "reg").name == "v2" and registry.list_versions(tmp_path / "reg") == ["v1", "v2"]
-    staging, _ = registry.new_version(tmp_path / "reg")
-    staging.mkdir()
+    staging = registry.new_version(tmp_path / "reg")
     registry.commit(staging, registry.SpeculatorMeta("v1", ["f"], ["t"], "24h", "1h", 99, 2))  # identical rerun
     assert json.loads((tmp_path / "reg" / "v1" / "_meta.json").read_text())["examples"] == 10
     assert registry.latest(tmp_path / "reg").name == "v1"
