@@ -83,6 +83,32 @@ def cmd_backtest(a):
           f" {a.out}/coverage.png")
 
 
+def cmd_evaluate(a):
+    from solaris_batch.evaluation.run import EvalOptions, evaluate
+    from solaris_batch.evaluation.vm import VMTraining
+
+    st = _settings(a)
+    opts = EvalOptions(horizon=a.horizon, budget=a.budget, budgets=tuple(b.strip() for b in a.budgets.split(",")),
+                       train_windows=a.train_windows, staleness_windows=a.staleness_windows, lookback=a.lookback,
+                       fm_window=a.fm_window, fm_epochs=a.fm_epochs, speculator=a.speculator,
+                       distill_label_weight=a.distill_label_weight, device=a.device or st.device,
+                       online_requests=a.online_requests, vm_training=VMTraining(epochs=a.vm_epochs, seed=a.seed))
+    fm = _need(a.fm_model, "FM checkpoint", "train one with 'solaris train-fm' or omit --model") if a.fm_model else None
+    r = evaluate(st, st.logs_root, a.at, a.out, model=fm, opts=opts)
+    print(f"{'variant':<14} {'AUC':>7} {'NE':>7}")
+    for v in ("vm", "vm_distilled", "vm_solaris", "vm_fm_all"):
+        print(f"{v:<14} {r[v]['auc']:>7.4f} {r[v]['ne']:>7.4f}")
+    print(f"{'budget':>6} {'hit_rate':>9} {'AUC':>7} {'recovered':>10} {'pairs/hit':>10}")
+    for b in r["budgets"]:
+        rg = "n/a" if b["recovered_gain"] is None else f"{b['recovered_gain']:.1%}"
+        print(f"{b['budget']:>6} {b['hit_rate']:>9.4f} {b['vm_solaris']['auc']:>7.4f} {rg:>10}"
+              f" {b['fm_pairs_per_hit'] or float('nan'):>10.2f}")
+    c = r["cost"]
+    print(f"evaluate: online FM {c['online_device_s_per_1k_requests']:.3f} vs precompute"
+          f" {c['batch_device_s_per_1k_requests']:.4f} {c['device']}-seconds per 1k requests;"
+          f" {r['seconds']:.0f}s -> {a.out}/report.json, report.md, plots")
+
+
 def cmd_ingest(a):
     from solaris_batch.logs.ingest import ingest
 
@@ -242,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seq-len", type=int, default=128, help="events kept per user sequence")
     sp.add_argument("--submit", action="store_true", help="run through spark-submit in a child process")
     sp.add_argument("--per-user-cap", type=int, help="at most this many planned pairs per user")
-    sp.add_argument("--speculator", type=Path, help="speculator version folder (default: LATEST in --registry)")
+    sp.add_argument("--speculator", type=Path,
+                    help="speculator version folder, or 'heuristic' (default: LATEST in --registry)")
     sp.add_argument("--registry", type=Path, help="speculator registry (default SOLARIS_SPECULATOR)")
 
     sp = add("train-speculator", cmd_train_speculator,
@@ -267,6 +294,31 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--train-windows", type=int, default=4)
     sp.add_argument("--registry", type=Path, help="registry for latest (default SOLARIS_SPECULATOR)")
     sp.add_argument("--out", type=Path, required=True, help="report folder (backtest.json, coverage.png)")
+
+    sp = add("evaluate", cmd_evaluate,
+             "knowledge transfer: VM alone / + SOLARIS / + FM everywhere / distilled, with hit rate and cost")
+    sp.add_argument("--logs", type=Path, help="request-log root (default SOLARIS_LOGS)")
+    sp.add_argument("--at", required=True, help="test horizon start T, ISO time UTC")
+    sp.add_argument("--horizon", default="1h", help="test horizon and serving-window length")
+    sp.add_argument("--budget", default="2x", help="headline budget (count or Nx)")
+    sp.add_argument("--budgets", default="0.5x,1x,2x,4x", help="budget sweep for recovered gain vs hit rate")
+    sp.add_argument("--model", dest="fm_model", type=Path,
+                    help="FM checkpoint trained before --at (default: train one on data before the VM windows)")
+    sp.add_argument("--speculator", default="train", help="train (default), latest, heuristic, or a version folder")
+    sp.add_argument("--registry", type=Path, help="registry for --speculator latest (default SOLARIS_SPECULATOR)")
+    sp.add_argument("--train-windows", type=int, default=4, help="serving windows before T that train the VMs")
+    sp.add_argument("--staleness-windows", type=int, default=4,
+                    help="windows after T served by T's snapshot without refresh")
+    sp.add_argument("--lookback", default="24h", help="history the speculator and the FM read")
+    sp.add_argument("--fm-window", default="24h", help="FM training window (when --model is not given)")
+    sp.add_argument("--fm-epochs", type=int, default=1)
+    sp.add_argument("--vm-epochs", type=int, default=2)
+    sp.add_argument("--distill-label-weight", type=float, default=0.5,
+                    help="distilled VM target: w * click + (1 - w) * FM probability")
+    sp.add_argument("--online-requests", type=int, default=200, help="requests timed through the FM one by one")
+    sp.add_argument("--device", help="torch device (default SOLARIS_DEVICE: auto)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--out", type=Path, required=True, help="report folder (report.json, report.md, plots)")
 
     sp = add("ingest", cmd_ingest, "convert a public dataset (MovieLens, Taobao, MIND) into a canonical log root")
     sp.add_argument("format", choices=["movielens", "taobao", "mind"])

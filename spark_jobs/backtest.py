@@ -96,10 +96,8 @@ def backtest_at(spark, logs: Path, at, lookback, horizon, budgets: list[Budget],
     cands = candidates(spark, at, horizon, lookback, opts).cache()
     for strategy in strategies:
         if strategy == "learned":
-            if model == "heuristic":
-                scored, speculator = scoring.heuristic(cands), scoring.HEURISTIC
-            else:
-                scored, speculator = scoring.score(cands, model_dir, registry_root)
+            scored, speculator = scoring.score(cands, "heuristic" if model == "heuristic" else model_dir,
+                                               registry_root)
         elif strategy == "repeat":
             scored = repeat_scores(spark)
         elif strategy == "popular":

@@ -96,8 +96,11 @@ def load(version_dir: Path):
 
 
 def score(df, model_dir: Path | None, registry_root: Path | None = None):
-    """Score with the model at ``model_dir`` or, if None, the latest in ``registry_root``; fall back
-    to the heuristic with a warning when none is registered. Returns (scored df, speculator name)."""
+    """Score with the model at ``model_dir`` (``"heuristic"`` picks the heuristic) or, if None, the
+    latest in ``registry_root``; fall back to the heuristic with a warning when none is registered.
+    Returns (scored df, speculator name)."""
+    if str(model_dir) == "heuristic":
+        return heuristic(df), HEURISTIC
     if model_dir is None and registry_root is not None:
         model_dir = registry.latest(registry_root)
     if model_dir is None:

@@ -62,7 +62,8 @@ def run(
     tmp.mkdir(parents=True)
     try:
         rows_read, quarantined = load_window(spark, logs, at_dt, lb, tmp / "_quarantine")
-        budget_pairs = bud.resolve(recent_distinct_pairs(spark, at_dt, hz) if bud.needs_recent_pairs else 0)
+        recent = recent_distinct_pairs(spark, at_dt, hz)
+        budget_pairs = bud.resolve(recent)
         scored, speculator = scoring.score(candidates(spark, at_dt, hz, lb), model, registry_root)
         order = [F.desc("score"), F.asc("user_id"), F.asc("ad_id")]
         if per_user_cap:
@@ -101,7 +102,7 @@ def run(
         ads.coalesce(1).write.parquet(str(tmp / "ads"))
         info = PlanInfo(
             at=at_dt.isoformat(), lookback=format_duration(lb), horizon=format_duration(hz), budget=str(bud),
-            budget_pairs=budget_pairs, pairs=stats.pairs, users=stats.users,
+            budget_pairs=budget_pairs, recent_pairs=recent, pairs=stats.pairs, users=stats.users,
             shards=sorted(int(s) for s in shard_pairs), num_shards=shards, seq_len=seq_len,
             rows_read=rows_read, quarantined=quarantined, speculator=speculator,
             fingerprint=f"{stats.fp & 0xFFFFFFFFFFFFFFFF:016x}", shard_pairs=shard_pairs,
@@ -125,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shards", type=int, default=None)
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--per-user-cap", type=int, help="at most this many pairs per user")
-    p.add_argument("--model", type=Path, help="speculator version folder (default: LATEST in the registry)")
+    p.add_argument("--model", type=Path, help="speculator version folder, or 'heuristic' (default: LATEST in the registry)")
     p.add_argument("--registry", type=Path, help="speculator registry (default SOLARIS_SPECULATOR)")
     return p
 

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import torch
 
 from solaris_batch.errors import EmptyWindow
+from solaris_batch.evaluation.metrics import auc
 from solaris_batch.logs.reader import read_ads, read_window
 from solaris_batch.model.checkpoint import DEFAULT_CLASS, resolve_class, save_checkpoint
 from solaris_batch.model.features import (
@@ -25,6 +26,8 @@ from solaris_batch.model.fm import FMConfig
 from solaris_batch.progress import bar as progress_bar
 from solaris_batch.timeutil import Window, format_duration, parse_time
 
+FORWARD_KEYS = ("seq_ad", "seq_cat", "seq_event", "cand_ad", "cand_cat")
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -34,25 +37,6 @@ class TrainResult:
     train_loss: float
     val_auc: float | None
     seconds: float
-
-
-def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    """ROC AUC by the rank-sum formula with tie averaging; None if one class is absent."""
-    labels = np.asarray(labels, dtype=bool)
-    pos, n = int(labels.sum()), len(labels)
-    if pos == 0 or pos == n:
-        return None
-    order = np.argsort(scores, kind="mergesort")
-    s = np.asarray(scores)[order]
-    ranks = np.empty(n, dtype=np.float64)
-    i = 0
-    while i < n:  # average ranks over ties
-        j = i
-        while j + 1 < n and s[j + 1] == s[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[labels].sum() - pos * (pos + 1) / 2.0) / (pos * (n - pos)))
 
 
 def build_examples(logs: Path, until, window: timedelta, lookback: timedelta, config: FMConfig):
@@ -66,14 +50,37 @@ def build_examples(logs: Path, until, window: timedelta, lookback: timedelta, co
     if not sel.any():
         raise EmptyWindow(f"no impressions to train on in {Window(until - window, until)}")
     q_user, q_ts, q_ad, y = ev.user_id[sel], ev.ts_us[sel], ev.ad_id[sel], ev.clicked[sel]
-    sa, sc, sv = sequences_at(ev, q_user, q_ts, config.seq_len, int(lookback.total_seconds() * 1e6))
-    ads = AdFeatures.from_table(read_ads(logs))
+    arrays = example_tokens(ev, AdFeatures.from_table(read_ads(logs)), q_user, q_ts, q_ad, config, lookback)
+    order = np.argsort(q_ts, kind="stable")  # time order, so the validation tail is the latest
+    return {k: torch.as_tensor(v[order]) for k, v in arrays.items()}, torch.as_tensor(y[order], dtype=torch.float32)
+
+
+def example_tokens(ev: Events, ads: AdFeatures, q_user: np.ndarray, q_ts_us: np.ndarray, q_ad: np.ndarray,
+                   config: FMConfig, lookback: timedelta) -> dict[str, np.ndarray]:
+    """FM inputs (``FORWARD_KEYS``) for query rows: each user's sequence strictly before its ``ts``."""
+    sa, sc, sv = sequences_at(ev, q_user, q_ts_us, config.seq_len, int(lookback.total_seconds() * 1e6))
     seq = encode_tokens(sa, sc, sv, ads, config.ad_buckets, config.cat_buckets)
     cand = encode_candidates(q_ad, ads, config.ad_buckets, config.cat_buckets)
-    order = np.argsort(q_ts, kind="stable")  # time order, so the validation tail is the latest
-    arrays = {"seq_ad": seq["ad"], "seq_cat": seq["cat"], "seq_event": seq["event"],
-              "cand_ad": cand["ad"], "cand_cat": cand["cat"]}
-    return {k: torch.as_tensor(v[order]) for k, v in arrays.items()}, torch.as_tensor(y[order], dtype=torch.float32)
+    return {"seq_ad": seq["ad"], "seq_cat": seq["cat"], "seq_event": seq["event"],
+            "cand_ad": cand["ad"], "cand_cat": cand["cat"]}
+
+
+def predict(model, X: dict, rows: slice | None = None, batch_size: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """(embedding (n, emb_dim), logit (n,)) of ``model.forward`` over ``X[rows]`` in eval mode, on the
+    model's device; results come back on the CPU."""
+    rows = rows or slice(0, len(X["cand_ad"]))
+    dev = next(model.parameters()).device
+    model.eval()
+    embs, logits = [], []
+    with torch.inference_mode():
+        for i in range(rows.start, rows.stop, batch_size):
+            sl = slice(i, min(i + batch_size, rows.stop))
+            e, lg = model(*(torch.as_tensor(X[k][sl]).to(dev) for k in FORWARD_KEYS))
+            embs.append(e.float().cpu())
+            logits.append(lg.float().cpu())
+    if not embs:
+        return torch.zeros(0, model.config.emb_dim), torch.zeros(0)
+    return torch.cat(embs), torch.cat(logits)
 
 
 def train_fm(
@@ -108,7 +115,7 @@ def train_fm(
             if max_steps and steps >= max_steps:
                 break
             b = perm[i : i + batch_size]
-            _, logit = model(*(X[k][b] for k in ("seq_ad", "seq_cat", "seq_event", "cand_ad", "cand_cat")))
+            _, logit = model(*(X[k][b] for k in FORWARD_KEYS))
             loss = loss_fn(logit, y[b])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -118,15 +125,7 @@ def train_fm(
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", refresh=False)
     bar.close()
-    model.eval()
-    val_auc = None
-    if n_val:
-        with torch.inference_mode():
-            vs = []
-            for i in range(n_tr, n, 4096):
-                sl = slice(i, min(i + 4096, n))
-                vs.append(model(*(X[k][sl] for k in ("seq_ad", "seq_cat", "seq_event", "cand_ad", "cand_cat")))[1])
-            val_auc = auc(y[n_tr:].numpy(), torch.cat(vs).numpy())
+    val_auc = auc(y[n_tr:].numpy(), predict(model, X, slice(n_tr, n))[1].numpy()) if n_val else None
     train_loss = float(np.mean(losses[-50:])) if losses else float("nan")
     meta = {"trained_until": parse_time(until).isoformat(), "window": format_duration(window),
             "lookback": format_duration(lookback), "examples": n, "steps": steps,

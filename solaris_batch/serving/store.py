@@ -203,8 +203,8 @@ class EmbeddingStore:
     @classmethod
     def open(cls, root: str | Path, model_name: str = "fm", shard: tuple[int, int] | None = None,
              max_age: str | None = None, fallback: str = "zeros", verify: str = "fast",
-             registry=None, dtype: str = "float16") -> EmbeddingStore:
-        """Load the snapshot CURRENT names.
+             registry=None, dtype: str = "float16", snapshot_id: str | None = None) -> EmbeddingStore:
+        """Load the snapshot CURRENT names (or the one ``snapshot_id`` pins).
 
         Args:
             root: snapshot root (path or pyarrow filesystem URI).
@@ -214,13 +214,15 @@ class EmbeddingStore:
             verify: ``fast`` (XXH3-128 per file, default), ``full`` (sha256) or ``none``.
             registry: a ``prometheus_client.CollectorRegistry`` (default: a private one).
             dtype: embeddings are returned as stored (``float16``) or converted (``float32``).
+            snapshot_id: serve this snapshot instead of CURRENT (offline evaluation, canaries);
+                ``reload()`` still moves to CURRENT.
         """
         if fallback not in FALLBACKS:
             raise ConfigError(f"fallback {fallback!r} unknown: choose one of {', '.join(FALLBACKS)}")
         if shard is not None and not (0 <= shard[0] < shard[1]):
             raise ConfigError(f"shard {shard} must be (i, n) with 0 <= i < n")
         r, model = Root.open(root), safe_name(model_name, "model name")
-        snap_id = read_current(r, model)
+        snap_id = safe_name(snapshot_id, "snapshot id") if snapshot_id else read_current(r, model)
         if snap_id is None:
             raise SnapshotNotFound(
                 f"no CURRENT snapshot for model {model!r} under {r}: publish one with 'solaris publish'"

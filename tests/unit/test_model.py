@@ -9,7 +9,6 @@ from solaris_batch.errors import CheckpointError
 from solaris_batch.model.checkpoint import load_checkpoint, save_checkpoint
 from solaris_batch.model.features import AdFeatures, Events, pack_lists, sequences_at
 from solaris_batch.model.fm import FMConfig, SolarisFM
-from solaris_batch.model.train import auc
 
 TINY = replace(FMConfig(), ad_buckets=128, cat_buckets=16, d_model=16, n_heads=2, seq_len=6, emb_dim=8)
 
@@ -104,8 +103,3 @@ def test_checkpoint_roundtrip_and_refusals(tmp_path):
     with pytest.raises(CheckpointError, match="does not match its config"):
         load_checkpoint(tmp_path / "ck")
 
-
-def test_auc_hand_computed():
-    assert auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == 0.75
-    assert auc(np.array([0, 1]), np.array([0.5, 0.5])) == 0.5
-    assert auc(np.array([1, 1]), np.array([0.1, 0.2])) is None
