@@ -9,7 +9,8 @@ embeddings as a new snapshot (updating the `solaris_snapshots` asset) and garbag
 | task | does | writes |
 | --- | --- | --- |
 | `wait_for_logs` | reschedule-mode sensor on `<logs>/requests/dt=../hour=../_SUCCESS` | |
-| `speculate` | Spark job via `spark-submit` | `<work>/plans/<end>` |
+| `speculate` | Spark job via `spark-submit` (local by default; `SparkSubmitOperator` on the Airflow Spark connection `SOLARIS_SPARK_CONN_ID` names, when set) | `<work>/plans/<end>` |
+| `plan_shards` | read the plan's shard ids (small XCom) | |
 | `infer` | FM over one plan shard (mapped) | `<work>/embeddings/<end>/part-*.parquet` |
 | `validate` | publish gates (counts, NaN/Inf, one checkpoint) | |
 | `publish` | snapshot + `CURRENT` (never back to an older window) | `<snapshots>/<model>/...` |
@@ -27,6 +28,19 @@ from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_curren
 from solaris_batch import dag_defaults as d
 
 SNAPSHOTS = Asset(d.SNAPSHOTS_ASSET)
+SPARK_CONN_ID = d.spark_conn_id()
+
+
+def _spark_submit(end, params) -> dict:
+    """Template macro: application, conf and args of the speculate job for ``SparkSubmitOperator``."""
+    from airflow.sdk import BaseHook
+
+    from solaris_batch.config import load_settings
+    from solaris_batch.pipeline import speculate_submit_spec
+
+    conn = BaseHook.get_connection(SPARK_CONN_ID)
+    return speculate_submit_spec(load_settings(model_name=params["model_name"]), end, params["lookback"],
+                                 params["horizon"], params["budget"], int(params["shards"]), conn.host or "")
 
 
 def _settings():
@@ -48,6 +62,8 @@ def _end():
     default_args=d.default_args(),
     tags=["solaris", "precompute"],
     doc_md=__doc__,
+    user_defined_macros={"solaris_spark_submit": _spark_submit},
+    render_template_as_native_obj=True,
     params={
         "budget": Param("2x", type="string", description="pair count, or Nx of the last horizon's distinct pairs"),
         "lookback": Param("24h", type="string", description="log window mined before the horizon (m/h/d)"),
@@ -65,15 +81,32 @@ def solaris_precompute():
 
         return partition_ready(_settings(), get_current_context()["data_interval_start"])
 
-    @task
-    def speculate() -> list[int]:
-        """Spark: plan the pairs of `[end, end + horizon)` under the budget; returns the shard ids."""
+    @task(task_id="speculate")
+    def speculate_local() -> dict:
+        """Spark (`spark-submit` on `SOLARIS_SPARK_MASTER`): plan the pairs of `[end, end + horizon)`."""
         from solaris_batch.pipeline import speculate_interval
 
         p = get_current_context()["params"]
         plan = speculate_interval(_settings(), _end(), p["lookback"], p["horizon"], p["budget"], int(p["shards"]))
         print(f"planned {plan['pairs']} pairs for {plan['users']} users -> {plan['plan']}")
-        return plan["shards"]
+        return plan
+
+    def speculate_on_connection():
+        from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+        spec = "{{ solaris_spark_submit(data_interval_end, params)[%r] }}"
+        return SparkSubmitOperator(
+            task_id="speculate", conn_id=SPARK_CONN_ID, name="solaris-speculate",
+            application=spec.replace("%r", "'application'"), conf=spec.replace("%r", "'conf'"),
+            application_args=spec.replace("%r", "'application_args'"),
+            doc_md=f"Spark via `SparkSubmitOperator` on connection `{SPARK_CONN_ID}`: plan `[end, end + horizon)`.")
+
+    @task
+    def plan_shards() -> list[int]:
+        """Shard ids of the interval's plan: what `infer` is mapped over."""
+        from solaris_batch.pipeline import plan_shards
+
+        return plan_shards(_settings(), _end())
 
     @task(pool=d.fm_pool(), doc_md="Run the FM over one plan shard (skipped if its output is already complete).")
     def infer(shard: int) -> dict:
@@ -106,8 +139,9 @@ def solaris_precompute():
 
         return gc_snapshots(_settings(), int(get_current_context()["params"]["keep"]))
 
-    shards = speculate()
-    wait_for_logs() >> shards
+    spec = speculate_on_connection() if SPARK_CONN_ID else speculate_local()
+    shards = plan_shards()
+    wait_for_logs() >> spec >> shards
     gc(publish(validate(infer.expand(shard=shards))))
 
 

@@ -4,7 +4,9 @@ Environment knobs, read when Airflow parses the DAGs:
 ``SOLARIS_DAG_RETRIES`` (2), ``SOLARIS_START_DATE`` (2026-11-20T00:00Z, first interval for catch-up),
 ``SOLARIS_CATCHUP`` (true: scheduled runs catch up from the start date once unpaused),
 ``SOLARIS_SENSOR_TIMEOUT`` (3h in seconds), ``SOLARIS_SENSOR_POKE`` (60 s), ``SOLARIS_FM_POOL``
-(``solaris_fm``: the pool inference runs in, sized to the GPUs).
+(``solaris_fm``: the pool inference runs in, sized to the GPUs), ``SOLARIS_SPARK_CONN_ID`` (unset:
+speculate runs ``spark-submit`` on ``SOLARIS_SPARK_MASTER``; set: ``SparkSubmitOperator`` on that
+Airflow Spark connection, e.g. ``spark://host:7077``, ``yarn`` or ``k8s://...``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ def sensor_poke_s() -> int:
 def shards() -> int:
     """Default of the ``shards`` param: ``SOLARIS_SHARDS`` like the CLI (4)."""
     return int(os.environ.get("SOLARIS_SHARDS", "4"))
+
+
+def spark_conn_id() -> str | None:
+    return os.environ.get("SOLARIS_SPARK_CONN_ID") or None
 
 
 def fm_pool() -> str:

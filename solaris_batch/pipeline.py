@@ -53,6 +53,15 @@ def speculate(settings: Settings, logs: Path, at: str, out: Path, lookback: str 
               budget: str = "2x", shards: int | None = None, seq_len: int = 128, submit: bool = False,
               per_user_cap: int | None = None, model: Path | None = None) -> PlanInfo:
     """Run the Spark speculate job in this process, or as ``spark-submit`` with ``submit``."""
+    args = speculate_args(settings, logs, at, out, lookback, horizon, budget, shards, seq_len, per_user_cap, model)
+    spark_job(settings, "speculate", args, submit)
+    return read_plan_info(out)
+
+
+def speculate_args(settings: Settings, logs: Path, at: str | datetime, out: Path, lookback: str = "24h",
+                   horizon: str = "1h", budget: str = "2x", shards: int | None = None, seq_len: int = 128,
+                   per_user_cap: int | None = None, model: Path | None = None) -> list[str]:
+    """Command-line arguments of ``spark_jobs/speculate.py`` for one plan."""
     args = ["--logs", str(logs), "--at", parse_time(at).isoformat(), "--lookback", lookback,
             "--horizon", horizon, "--budget", str(budget), "--out", str(out),
             "--shards", str(shards or settings.shards), "--seq-len", str(seq_len),
@@ -61,8 +70,7 @@ def speculate(settings: Settings, logs: Path, at: str, out: Path, lookback: str 
         args += ["--per-user-cap", str(per_user_cap)]
     if model:
         args += ["--model", str(model)]
-    spark_job(settings, "speculate", args, submit)
-    return read_plan_info(out)
+    return args
 
 
 def train_speculator(settings: Settings, logs: Path, at: str, lookback: str = "24h", horizon: str = "1h",
@@ -131,6 +139,24 @@ def speculate_interval(settings: Settings, at: datetime, lookback: str, horizon:
     info = speculate(settings, settings.logs_root, parse_time(at).isoformat(), paths.plan, lookback, horizon,
                      budget, shards, submit=True)
     return {"plan": str(paths.plan), "shards": info.shards, "pairs": info.pairs, "users": info.users}
+
+
+def speculate_submit_spec(settings: Settings, at: datetime, lookback: str, horizon: str, budget: str,
+                          shards: int, master: str) -> dict:
+    """What ``SparkSubmitOperator`` needs to run the interval's speculate job through an Airflow
+    Spark connection, whose ``master`` (and deploy mode, queue, keytab) the operator applies."""
+    from spark_jobs.session import job_script, submit_conf
+
+    return {"application": job_script("speculate"), "conf": submit_conf(settings, master),
+            "application_args": speculate_args(settings, settings.logs_root, at, interval_paths(settings, at).plan,
+                                               lookback, horizon, budget, shards)}
+
+
+def plan_shards(settings: Settings, at: datetime) -> list[int]:
+    """Shard ids of the interval's written plan (what the mapped infer tasks expand over)."""
+    info = read_plan_info(interval_paths(settings, at).plan)
+    print(f"plan {info.at}: {info.pairs} pairs for {info.users} users in shards {info.shards}, by {info.speculator}")
+    return info.shards
 
 
 def infer_interval(settings: Settings, at: datetime, shard: int) -> dict:

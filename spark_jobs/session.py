@@ -11,8 +11,9 @@ from solaris_batch.config import Settings
 SQL_DIR = Path(os.environ.get("SOLARIS_SQL_DIR", Path(__file__).resolve().parents[1] / "sql"))
 
 
-def spark_conf(settings: Settings) -> dict[str, str]:
-    """Spark settings shared by in-process sessions and ``spark-submit`` command lines."""
+def spark_conf(settings: Settings, master: str | None = None) -> dict[str, str]:
+    """Spark settings shared by in-process sessions and ``spark-submit`` command lines; ``master``
+    (default ``settings.spark_master``) decides whether the local-only ones apply."""
     conf = {
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
@@ -21,7 +22,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.memory": settings.spark_driver_memory,
     }
-    if settings.spark_master.startswith("local"):
+    if (master or settings.spark_master).startswith("local"):
         conf.update({"spark.ui.enabled": "false", "spark.driver.host": "127.0.0.1",
                      "spark.driver.bindAddress": "127.0.0.1"})
     return conf
@@ -62,14 +63,26 @@ def submit_command(settings: Settings, job: str, args: list[str]) -> list[str]:
     Used where the job must run in its own process (Airflow tasks); on a cluster master the same
     line ships the job to the cluster.
     """
-    script = Path(__file__).resolve().parent / f"{job}.py"
     submit = Path(sys.executable).parent / "spark-submit"
     cmd = [str(submit) if submit.exists() else "spark-submit", "--master", settings.spark_master]
-    for k, v in spark_conf(settings).items():
+    for k, v in submit_conf(settings).items():
         cmd += ["--conf", f"{k}={v}"]
-    cmd += ["--conf", f"spark.pyspark.python={sys.executable}",
-            "--conf", f"spark.pyspark.driver.python={sys.executable}"]
-    return cmd + [str(script), *args]
+    return cmd + [job_script(job), *args]
+
+
+def job_script(job: str) -> str:
+    """Path of the ``spark_jobs/<job>.py`` entry point (what spark-submit ships)."""
+    return str(Path(__file__).resolve().parent / f"{job}.py")
+
+
+def submit_conf(settings: Settings, master: str | None = None) -> dict[str, str]:
+    """``spark_conf`` for ``spark-submit``; on a local master, also this interpreter for the driver
+    and workers (a cluster's nodes bring their own Python, with this package installed)."""
+    master = master or settings.spark_master
+    conf = spark_conf(settings, master)
+    if master.startswith("local"):
+        conf.update({"spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable})
+    return conf
 
 
 def submit_env() -> dict[str, str]:

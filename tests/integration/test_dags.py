@@ -44,7 +44,8 @@ def test_precompute_dag_shape():
                        capture_output=True, text=True)
     d = json.loads(r.stdout.strip().splitlines()[-1])["dags"][0]
     assert d["id"] == "solaris_precompute"
-    assert sorted(t["id"] for t in d["tasks"]) == ["gc", "infer", "publish", "speculate", "validate", "wait_for_logs"]
+    assert sorted(t["id"] for t in d["tasks"]) == ["gc", "infer", "plan_shards", "publish", "speculate", "validate",
+                                                       "wait_for_logs"]
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +142,27 @@ def test_missing_partition_fails_sensor_and_publishes_nothing(airflow_env):
     out = r.stdout + r.stderr
     assert "wait_for_logs" in out and ("Sensor has timed out" in out or "AirflowSensorTimeout" in out), out[-3000:]
     assert _snapshots(data) == before
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_speculate_through_an_airflow_spark_connection(airflow_env, tmp_path):
+    """With SOLARIS_SPARK_CONN_ID set, speculate is a SparkSubmitOperator on that Airflow connection
+    (here one defined by environment, master local[2]) and the run publishes as usual."""
+    from solaris_batch.snapshots.publish import read_current, read_manifest
+
+    data, base_env = airflow_env
+    env = {**base_env, "SOLARIS_SPARK_CONN_ID": "solaris_spark",
+           "AIRFLOW_CONN_SOLARIS_SPARK": json.dumps({"conn_type": "spark", "host": "local[2]"}),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "SOLARIS_SNAPSHOTS": str(tmp_path / "snapshots"), "SOLARIS_WORK": str(tmp_path / "work")}
+    r = dags_test(env, "solaris_precompute", "2026-11-20T07:00:00+00:00", {"lookback": "4h"})
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    assert "--master local[2]" in out and "speculate.py" in out, out[-4000:]
+    sid = read_current(tmp_path / "snapshots", "fm")
+    assert sid and sid.startswith("20261120T0700Z")
+    assert read_manifest(tmp_path / "snapshots", "fm", sid)["window"]["at"] == "2026-11-20T07:00:00+00:00"
 
 
 def _free_port() -> int:
