@@ -19,7 +19,8 @@ def run(args, tmp_path, **env):
 
 
 def test_every_subcommand_has_help(tmp_path):
-    for cmd in ["simulate", "speculate", "train-fm", "infer", "publish", "run", "replay", "lookup", "config"]:
+    for cmd in ["simulate", "speculate", "train-fm", "infer", "publish", "run", "replay", "lookup", "config",
+                "evaluate", "backtest", "ingest", "train-speculator"]:
         r = run([cmd, "--help"], tmp_path)
         assert r.returncode == 0 and "usage: solaris" in r.stdout
 

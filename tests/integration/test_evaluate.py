@@ -15,7 +15,7 @@ from solaris_batch.monitor import snapshot_pairs
 from solaris_batch.speculate.metrics import coverage
 from solaris_batch.timeutil import Window, parse_time
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 AT = "2026-11-20T10:00"
 OPTS = EvalOptions(budgets=("1x", "4x"), budget="2x", train_windows=2, staleness_windows=2, lookback="6h",
                    fm_window="6h", speculator="heuristic", online_requests=20)
