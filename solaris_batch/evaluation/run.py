@@ -151,7 +151,8 @@ def _fm(settings: Settings, logs: Path, first_serving: datetime, at: datetime, m
         _log(f"train the FM on the {opts.fm_window} before {first_serving:%Y-%m-%dT%H:%MZ} -> {model}")
         train_fm(logs, first_serving, model, window=opts.fm_window, lookback=opts.lookback, epochs=opts.fm_epochs,
                  model_class=settings.fm_class, progress=False)
-    meta = load_checkpoint(model).meta
+    lm = load_checkpoint(model)
+    meta = {**lm.meta, "version": lm.version}
     until = meta.get("trained_until")
     if until and parse_time(until) > at:
         raise ConfigError(f"FM {model} was trained until {until}, after the test start {at.isoformat()}: it has seen"
