@@ -128,9 +128,9 @@ def plan_extra(info: PlanInfo) -> dict:
 # Interval-keyed steps used by the Airflow tasks (small JSON-able results for XCom) -------------
 def partition_ready(settings: Settings, hour_start: datetime) -> bool:
     """True when the log partition of the hour starting at ``hour_start`` holds ``_SUCCESS``."""
-    from solaris_batch.logs.layout import SUCCESS, partition_dir
+    from solaris_batch.logs.layout import hour_complete
 
-    return (partition_dir(settings.logs_root, parse_time(hour_start)) / SUCCESS).exists()
+    return hour_complete(settings.logs_root, parse_time(hour_start))
 
 
 def speculate_interval(settings: Settings, at: datetime, lookback: str, horizon: str, budget: str,

@@ -13,11 +13,11 @@ Writes ``DIR/backtest.json`` and ``DIR/coverage.png``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 
+from solaris_batch.logs.layout import write_json_atomic
 from solaris_batch.speculate.budget import Budget
 from solaris_batch.speculate.report import plot_coverage, pool_results
 from solaris_batch.timeutil import format_duration, parse_duration, parse_time, stamp
@@ -129,9 +129,7 @@ def run(spark, logs: Path, ats: list[str], lookback: str, horizon: str, budgets:
               "horizon_pairs": sum(p["horizon_pairs"] for p in per_at),
               "speculator": [p["speculator"] for p in per_at],
               "results": pool_results(per_at), "per_at": per_at}
-    tmp = out / ".backtest.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(out / "backtest.json")
+    write_json_atomic(report, out / "backtest.json")
     plot_coverage(report, out / "coverage.png")
     return report
 

@@ -62,7 +62,7 @@ def run(
     tmp.mkdir(parents=True)
     try:
         rows_read, quarantined = load_window(spark, logs, at_dt, lb, tmp / "_quarantine")
-        recent = recent_distinct_pairs(spark, at_dt, hz)
+        recent = recent_distinct_pairs(spark, at_dt, hz) if bud.needs_recent_pairs else 0
         budget_pairs = bud.resolve(recent)
         scored, speculator = scoring.score(candidates(spark, at_dt, hz, lb), model, registry_root)
         order = [F.desc("score"), F.asc("user_id"), F.asc("ad_id")]

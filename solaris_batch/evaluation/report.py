@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 LABELS = {"vm": "VM alone", "vm_solaris": "VM + SOLARIS", "vm_fm_all": "VM + FM on every pair (ceiling)",
@@ -134,9 +133,9 @@ def plot(r: dict, out: Path) -> list[Path]:
 
 
 def write_report(r: dict, out: Path) -> None:
+    from solaris_batch.logs.layout import write_json_atomic
+
     out = Path(out)
-    tmp = out / ".report.json.tmp"
-    tmp.write_text(json.dumps(r, indent=2) + "\n")
-    tmp.replace(out / "report.json")
+    write_json_atomic(r, out / "report.json")
     (out / "report.md").write_text(markdown(r))
     plot(r, out)

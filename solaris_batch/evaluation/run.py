@@ -38,7 +38,7 @@ from solaris_batch.evaluation.metrics import (
     recovered_gain,
 )
 from solaris_batch.evaluation.vm import VMConfig, VMTraining, predict_vm, train_vm, vm_features
-from solaris_batch.logs.layout import SUCCESS, partition_dir
+from solaris_batch.logs.layout import hour_complete
 from solaris_batch.logs.reader import read_ads, read_window
 from solaris_batch.model.features import AdFeatures, Events
 from solaris_batch.speculate.budget import Budget
@@ -132,15 +132,15 @@ def pair_ranks(pu: np.ndarray, pa_: np.ndarray, score: np.ndarray, users: np.nda
 def available_windows(logs: Path, at: datetime, horizon: timedelta, wanted: int) -> int:
     """How many consecutive horizon windows from ``at`` have every hour's ``_SUCCESS`` (<= wanted)."""
     n = 0
-    while n < wanted and all((partition_dir(logs, h) / SUCCESS).exists()
-                             for h in Window.after(at + n * horizon, horizon).hours()):
+    while n < wanted and all(hour_complete(logs, h) for h in Window.after(at + n * horizon, horizon).hours()):
         n += 1
     return n
 
 
 def _fm(settings: Settings, logs: Path, first_serving: datetime, at: datetime, model: Path | None,
-        out: Path, opts: EvalOptions) -> tuple[Path, dict]:
-    """The FM checkpoint to evaluate: ``model``, or one trained on data before ``first_serving``."""
+        out: Path, opts: EvalOptions):
+    """The FM checkpoint to evaluate (path, loaded model): ``model``, or one trained on data before
+    ``first_serving``."""
     import warnings
 
     from solaris_batch.model.checkpoint import load_checkpoint
@@ -152,15 +152,14 @@ def _fm(settings: Settings, logs: Path, first_serving: datetime, at: datetime, m
         train_fm(logs, first_serving, model, window=opts.fm_window, lookback=opts.lookback, epochs=opts.fm_epochs,
                  model_class=settings.fm_class, progress=False)
     lm = load_checkpoint(model)
-    meta = {**lm.meta, "version": lm.version}
-    until = meta.get("trained_until")
+    until = lm.meta.get("trained_until")
     if until and parse_time(until) > at:
         raise ConfigError(f"FM {model} was trained until {until}, after the test start {at.isoformat()}: it has seen"
                           " the test horizon's clicks; pass a model trained before --at, or omit --model")
     if until and parse_time(until) > first_serving:
         warnings.warn(f"FM {model} was trained until {until}, inside the VM training windows (from"
                       f" {first_serving.isoformat()}): the FM-fed VMs may over-trust its features", stacklevel=2)
-    return model, meta
+    return model, lm
 
 
 def _speculator(settings: Settings, logs: Path, first_serving: datetime, out: Path, opts: EvalOptions) -> Path | str:
@@ -188,7 +187,7 @@ class Served:
     """What the snapshots served, per row of the span (rank for every row; embeddings for impressions)."""
 
     rank: np.ndarray
-    emb: np.ndarray
+    emb: np.ndarray | None  # (impressions, dim), allocated once the first snapshot gives the dim
     budget_pairs: dict[str, np.ndarray]  # budget -> pairs allowed, per row (its window's plan)
     windows: list[dict] = field(default_factory=list)
     batch_pairs_per_s: float = 0.0
@@ -197,23 +196,23 @@ class Served:
 
 def serve_windows(settings: Settings, logs: Path, rows: Rows, imp: np.ndarray, ats: list[datetime], ends: list[datetime],
                   fm: Path, spec, budgets: list[str], out: Path, opts: EvalOptions) -> Served:
-    """For each window: speculate at its start, infer, publish, and look its rows up in the snapshot."""
+    """For each window: speculate at its start (at the largest of ``budgets``, sorted ascending),
+    infer, publish, and look its rows up in the snapshot."""
     from solaris_batch.inference.runner import infer_plan, resolve_device
     from solaris_batch.pipeline import plan_extra, speculate
     from solaris_batch.serving import EmbeddingStore
     from solaris_batch.snapshots.publish import publish
 
-    top = max(budgets, key=lambda b: (Budget.parse(b).multiple or 0, Budget.parse(b).pairs or 0))
     root = str(out / "snapshots")
     imp_pos = np.full(len(rows), -1, dtype=np.int64)
     imp_pos[imp] = np.arange(int(imp.sum()))
-    served = Served(np.full(len(rows), -1, np.int64), np.zeros((int(imp.sum()), 0), np.float32),
+    served = Served(np.full(len(rows), -1, np.int64), None,
                     {b: np.zeros(len(rows), np.int64) for b in budgets}, device=str(resolve_device(opts.device)))
     rates = []  # FM pairs/s of each window's shard (median reported: one window is a short sample)
     for i, (a, end) in enumerate(zip(ats, ends, strict=True)):
         t0 = time.perf_counter()
         plan, emb_dir = out / "work" / "plans" / stamp(a), out / "work" / "embeddings" / stamp(a)
-        info = speculate(settings, logs, a.isoformat(), plan, opts.lookback, opts.horizon, top, shards=1,
+        info = speculate(settings, logs, a.isoformat(), plan, opts.lookback, opts.horizon, budgets[-1], shards=1,
                          model=spec if isinstance(spec, Path) else Path(spec))
         (res,) = infer_plan(plan, fm, emb_dir, device=opts.device, progress=False)
         pub = publish(emb_dir, root, settings.model_name, extra=plan_extra(info))
@@ -225,8 +224,8 @@ def serve_windows(settings: Settings, logs: Path, rows: Rows, imp: np.ndarray, a
         look = store.lookup(rows.user_id[isel], rows.ad_id[isel])
         if not np.array_equal(look.hit, served.rank[isel] >= 0):
             raise RuntimeError(f"snapshot {pub.snapshot_id} and plan {plan} disagree on which pairs exist")
-        if served.emb.shape[1] == 0:
-            served.emb = np.zeros((len(served.emb), store.dim), np.float32)
+        if served.emb is None:
+            served.emb = np.zeros((int(imp.sum()), store.dim), np.float32)
         served.emb[imp_pos[isel]] = np.nan_to_num(look.embeddings)
         sizes = {b: min(Budget.parse(b).resolve(info.recent_pairs), info.pairs) for b in budgets}
         for b, n in sizes.items():
@@ -279,7 +278,6 @@ def evaluate(settings: Settings, logs: Path, at: str, out: Path, model: Path | N
     """Run speculation, inference and snapshots around ``at``, train and score the VM variants, and
     write ``out/report.json``, ``out/report.md`` and plots. Returns the report."""
     from solaris_batch.evaluation.report import write_report
-    from solaris_batch.model.checkpoint import load_checkpoint
     from solaris_batch.model.train import example_tokens, predict
 
     t_start = time.perf_counter()
@@ -302,7 +300,7 @@ def evaluate(settings: Settings, logs: Path, at: str, out: Path, model: Path | N
     out.mkdir(parents=True, exist_ok=True)
     settings = settings.with_overrides(work=out / "work", snapshots=str(out / "snapshots"))
 
-    fm_path, fm_meta = _fm(settings, logs, first, T, model, out, opts)
+    fm_path, lm = _fm(settings, logs, first, T, model, out, opts)
     spec = _speculator(settings, logs, first, out, opts)
 
     _log(f"read {span} and {opts.lookback} of history before it")
@@ -322,7 +320,7 @@ def evaluate(settings: Settings, logs: Path, at: str, out: Path, model: Path | N
     ir = rows.take(imp)
     role_train = ir.within(first, T)
     role_test = ir.within(T, T + hz)
-    lm = load_checkpoint(fm_path, opts.device if opts.device != "auto" else served.device)
+    lm.model.to(served.device)
     _log(f"fresh FM over {len(ir):,} impressions (history up to each request)")
     X = example_tokens(ev, ads, ir.user_id, ir.ts_us, ir.ad_id, lm.config, lb)
     fresh_emb, fresh_logit = (t.numpy() for t in predict(lm.model, X))
@@ -440,7 +438,7 @@ def evaluate(settings: Settings, logs: Path, at: str, out: Path, model: Path | N
                                         if online_s_1k and head["batch_device_s_per_1k_requests"] else None),
         },
         "split": {
-            "fm_trained_until": fm_meta.get("trained_until"), "fm_version": fm_meta.get("version"),
+            "fm_trained_until": lm.meta.get("trained_until"), "fm_version": lm.version,
             "vm_train": [first.isoformat(), T.isoformat()], "test": [T.isoformat(), (T + hz).isoformat()],
             "train_impressions": int(role_train.sum()), "train_clicks": int(ytr.sum()),
             "test_impressions": int(role_test.sum()), "test_clicks": int(y[role_test].sum()),

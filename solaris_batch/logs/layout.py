@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -17,6 +18,18 @@ SUCCESS = "_SUCCESS"
 def partition_dir(logs: Path, hour: datetime) -> Path:
     """Folder of the hour partition that starts at ``hour`` (UTC)."""
     return Path(logs) / "requests" / f"dt={hour:%Y-%m-%d}" / f"hour={hour:%H}"
+
+
+def hour_complete(logs: Path, hour: datetime) -> bool:
+    """True when the hour partition starting at ``hour`` holds ``_SUCCESS``."""
+    return (partition_dir(logs, hour) / SUCCESS).exists()
+
+
+def write_json_atomic(obj, path: Path) -> None:
+    """Write ``obj`` as indented JSON under a temporary name, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 def write_table_atomic(table: pa.Table, path: Path, **kwargs) -> None:

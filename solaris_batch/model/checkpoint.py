@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from solaris_batch.errors import CheckpointError
+from solaris_batch.logs.layout import write_json_atomic
 from solaris_batch.model.fm import FMConfig
 
 FORMAT = 1
@@ -51,8 +52,7 @@ def save_checkpoint(model: torch.nn.Module, out: Path, meta: dict | None = None,
     version = _sha(out / "weights.pt")
     body = {"format": FORMAT, "model_class": model_class, "config": model.config.to_dict(),
             "version": version, "meta": meta or {}}
-    (out / ".config.json.tmp").write_text(json.dumps(body, indent=2) + "\n")
-    os.replace(out / ".config.json.tmp", out / "config.json")
+    write_json_atomic(body, out / "config.json")
     return version
 
 

@@ -44,7 +44,8 @@ class PlanInfo:
     format: int = PLAN_FORMAT
     shard_pairs: dict[str, int] = field(default_factory=dict)
     recent_pairs: int = 0
-    """Distinct pairs of the horizon-length window before ``at``: what ``Nx`` budgets multiply."""
+    """Distinct pairs of the horizon-length window before ``at``: what ``Nx`` budgets multiply
+    (counted only for ``Nx`` budgets; 0 for a pair count)."""
 
     def write(self, plan: Path) -> None:
         (Path(plan) / "_plan.json").write_text(json.dumps(asdict(self), indent=2) + "\n")

@@ -1,7 +1,7 @@
 """Evaluation metrics against hand-computed values and naive references; the VM's miss semantics."""
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -87,7 +87,7 @@ def test_pair_ranks_follow_the_plan_order_score_then_ids():
 
 
 def test_available_windows_counts_consecutive_complete_hours(tmp_path):
-    t0 = datetime(2026, 11, 21, 10, tzinfo=__import__("datetime").UTC)
+    t0 = datetime(2026, 11, 21, 10, tzinfo=UTC)
     for h in (0, 1, 2, 4):
         d = partition_dir(tmp_path, t0 + timedelta(hours=h))
         d.mkdir(parents=True)
@@ -103,7 +103,7 @@ def test_rows_within_is_half_open():
     rows = Rows(*(np.arange(4) for _ in range(2)), np.arange(4), np.arange(4), np.ones(4, bool),
                 np.zeros(4, bool), np.array(["feed"] * 4, dtype=object))
     rows.ts_us = np.array([0, us - 1, us, 2 * us])
-    epoch = datetime(1970, 1, 1, tzinfo=__import__("datetime").UTC)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
     assert rows.within(epoch, epoch + timedelta(hours=1)).tolist() == [True, True, False, False]
 
 
