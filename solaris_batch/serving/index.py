@@ -17,6 +17,8 @@ _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _M3 = np.uint64(0x94D049BB133111EB)
 W = 4
+_NOTHING = np.zeros(0, dtype=np.uint8)  # an output or input the compiled call should skip
+_NOTHING64 = np.zeros(0, dtype=np.int64)
 
 
 def pair_hash(users: np.ndarray, ads: np.ndarray) -> np.ndarray:
@@ -81,9 +83,31 @@ class PairIndex:
         if compiled and _probe is not None and len(self.keys):
             u = np.ascontiguousarray(users, dtype=np.int64)
             a = np.ascontiguousarray(ads, dtype=np.int64)
-            out = np.empty(len(u), dtype=np.int64)
-            _probe.find(self.table, self.keys, int(self.mask), u, a, out)
-            return out
+            rows = np.empty(len(u), dtype=np.int64)
+            _probe.lookup(self.table, self.keys, int(self.mask), u, a, rows, _NOTHING, _NOTHING, 0, _NOTHING)
+            return rows
+        return self._find_numpy(np.asarray(users, dtype=np.int64), np.asarray(ads, dtype=np.int64))
+
+    def lookup(self, emb: np.ndarray, users: np.ndarray, ads: np.ndarray,
+               compiled: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(hit, out, hits)``: whether each (user, ad) is present, its row of ``emb`` (zeros for
+        misses) and the number of hits, for int64 ``users``/``ads``.
+
+        ``emb`` is the (n, d) array aligned with ``keys``. The compiled path probes and gathers in
+        one pass with the memory misses of consecutive keys overlapped."""
+        if compiled and _probe is not None and len(self.keys) and emb.flags.c_contiguous:
+            u = np.ascontiguousarray(users, dtype=np.int64)
+            a = np.ascontiguousarray(ads, dtype=np.int64)
+            hit = np.empty(len(u), dtype=bool)
+            out = np.empty((len(u), emb.shape[1]), dtype=emb.dtype)
+            hits = _probe.lookup(self.table, self.keys, int(self.mask), u, a, _NOTHING64, hit, emb,
+                                 emb.shape[1] * emb.itemsize, out)
+            return hit, out, hits
+        rows = self.find(users, ads, compiled=False)
+        out, hits = gather_rows(emb, rows)
+        return rows >= 0, out, hits
+
+    def _find_numpy(self, users: np.ndarray, ads: np.ndarray) -> np.ndarray:
         n = len(users)
         rows = np.full(n, -1, dtype=np.int64)
         if n == 0 or len(self.keys) == 0:
@@ -117,11 +141,6 @@ class PairIndex:
 
 def gather_rows(emb: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, int]:
     """``emb[rows]`` with zero rows where ``rows < 0``; returns ``(out, hits)``."""
-    if _probe is not None and emb.flags.c_contiguous and len(emb):
-        out = np.empty((len(rows), emb.shape[1]), dtype=emb.dtype)
-        rows = np.ascontiguousarray(rows, dtype=np.int64)
-        hits = _probe.gather(emb, emb.shape[1] * emb.itemsize, rows, out)
-        return out, hits
     out = np.take(emb, rows, axis=0) if len(emb) else np.zeros((len(rows), emb.shape[1]), emb.dtype)
     miss = rows < 0
     out[miss] = 0
@@ -131,31 +150,47 @@ def gather_rows(emb: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, int]:
 class UserSegments:
     """Rows grouped by user with ads sorted inside each group (the order plans and shards have).
 
-    Built only when the data has that layout; ``find`` then answers a one-user request with one
-    binary search over users and one over that user's ads."""
+    Built only when the data has that layout (``ok``). A one-user request then costs one probe of
+    a small user table and a binary search per ad inside that user's few, cache-resident rows,
+    instead of one random memory access per ad."""
 
-    def __init__(self, users: np.ndarray, ads: np.ndarray):
+    def __init__(self, keys: np.ndarray):
+        users, ads = keys[:, 0], keys[:, 1]
         n = len(users)
+        self.keys = keys
         brk = np.flatnonzero(users[1:] != users[:-1]) + 1
-        starts = np.r_[0, brk] if n else np.zeros(0, np.int64)
-        ends = np.r_[brk, n] if n else np.zeros(0, np.int64)
-        seg_users = users[starts]
-        order = np.argsort(seg_users, kind="stable")
-        self.ok = bool(n) and not (np.diff(seg_users[order]) == 0).any() and bool(
-            ((np.diff(ads) > 0) | (np.diff(users) != 0)).all())
-        self.users = seg_users[order]
-        self.starts, self.ends = starts[order], ends[order]
-        self.ads = ads
-        self.nbytes = self.users.nbytes + self.starts.nbytes + self.ends.nbytes
+        starts = np.r_[0, brk].astype(np.int64) if n else np.zeros(0, np.int64)
+        # one 32-byte record per group, (user, 0, start, end): the probe's verification read brings
+        # the bounds in the same cache line
+        self.segments = np.zeros((len(starts), 4), np.int64)
+        self.segments[:, 0], self.segments[:, 2], self.segments[:, 3] = users[starts], starts, np.r_[brk, n]
+        self.ok = bool(n) and bool(((ads[1:] > ads[:-1]) | (users[1:] != users[:-1])).all())
+        self.users = PairIndex(np.ascontiguousarray(self.segments[:, :2]))
+        if self.ok:  # each user in one group only: every group finds itself, not an earlier one
+            self.ok = bool((self.users.find(users[starts], np.zeros(len(starts), np.int64)) == np.arange(len(starts))).all())
+        self.nbytes = self.segments.nbytes + self.users.keys.nbytes + self.users.nbytes
 
-    def find_one_user(self, user: int, ads: np.ndarray) -> np.ndarray:
-        k = int(np.searchsorted(self.users, user))
-        out = np.full(len(ads), -1, dtype=np.int64)
-        if k == len(self.users) or self.users[k] != user:
-            return out
-        s, e = int(self.starts[k]), int(self.ends[k])
-        seg = self.ads[s:e]
-        p = np.searchsorted(seg, ads).clip(0, max(e - s - 1, 0))
-        hit = seg[p] == ads
-        out[hit] = s + p[hit]
-        return out
+    def lookup(self, emb: np.ndarray, users: np.ndarray, ads: np.ndarray,
+               compiled: bool = True) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """Like ``PairIndex.lookup`` when every pair has the same user; None otherwise."""
+        u = np.ascontiguousarray(users, dtype=np.int64)
+        a = np.ascontiguousarray(ads, dtype=np.int64)
+        if compiled and _probe is not None and emb.flags.c_contiguous and len(emb):
+            hit = np.empty(len(u), dtype=bool)
+            out = np.empty((len(u), emb.shape[1]), dtype=emb.dtype)
+            ix = self.users
+            hits = _probe.lookup_user(ix.table, int(ix.mask), self.segments, self.keys, emb,
+                                      emb.shape[1] * emb.itemsize, u, a, _NOTHING64, hit, out)
+            return None if hits is None else (hit, out, hits)
+        if not len(u) or (u != u[0]).any():
+            return None
+        rows = np.full(len(a), -1, dtype=np.int64)
+        g = int(self.users.find(u[:1], np.zeros(1, np.int64), compiled=False)[0])
+        if g >= 0:
+            s, e = (int(x) for x in self.segments[g, 2:])
+            seg = self.keys[s:e, 1]
+            p = np.searchsorted(seg, a).clip(0, max(e - s - 1, 0))
+            hit = seg[p] == a if e > s else np.zeros(len(a), bool)
+            rows[hit] = s + p[hit]
+        out, hits = gather_rows(emb, rows)
+        return rows >= 0, out, hits

@@ -19,8 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
+import weakref
+from bisect import bisect_left
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +36,8 @@ import xxhash
 
 from solaris_batch.errors import ConfigError, SnapshotNotFound, ValidationFailed
 from solaris_batch.hashing import shard_of
-from solaris_batch.serving.index import PairIndex, UserSegments, _probe, gather_rows
+from solaris_batch.serving.index import PairIndex, UserSegments
+from solaris_batch.serving.memory import prefaulted_empty
 from solaris_batch.snapshots.publish import read_current, read_manifest
 from solaris_batch.snapshots.storage import Root, safe_name
 from solaris_batch.timeutil import parse_duration, parse_time
@@ -42,7 +47,7 @@ MISS, HIT, STALE = 0, 1, 2
 FALLBACKS = ("none", "zeros", "user_mean")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LookupResult:
     """``embeddings`` (n, d) float16 as stored (float32 with ``dtype="float32"``); ``hit`` (n,) bool (an embedding was found, stale or not);
     ``status`` (n,) int8: 0 miss, 1 hit, 2 stale hit; the snapshot id and its age in seconds.
@@ -67,7 +72,7 @@ class _Snapshot:
     keys: np.ndarray  # (n, 2) int64: user_id, ad_id
     emb: np.ndarray  # (n, dim) float16
     index: PairIndex
-    segments: UserSegments | None  # numpy fallback for one-user requests (no compiled probe)
+    segments: UserSegments | None  # one-user requests, when rows are grouped by user
     at_ts: float = float("nan")
     user_mean_ids: np.ndarray | None = None
     user_mean: np.ndarray | None = None
@@ -106,50 +111,83 @@ def _decode(data: pa.Buffer, columns: list[str]) -> pa.Table:
         raise ValidationFailed(f"snapshot file is not readable Parquet ({e}): refused") from None
 
 
-def load_snapshot(root: Root, model: str, snapshot_id: str, shard: tuple[int, int] | None = None,
-                  verify: str = "fast", fallback: str = "zeros") -> _Snapshot:
-    m = read_manifest(root, model, snapshot_id)
-    dim, base = int(m["dim"]), f"{model}/snapshots/{snapshot_id}"
-    if shard is None:
-        n = int(m["rows"])
-    else:  # count this serving shard's rows first, from the (small) user_id columns
-        n = sum(int((shard_of(_decode(_read_file(root, f"{base}/{f['name']}", f, "none"), ["user_id"])
-                              .column(0).to_numpy(), shard[1]) == shard[0]).sum()) for f in m["files"])
-    keys = np.empty((n, 2), np.int64)
-    emb = np.empty((n, dim), "<f2")
-    off = 0
-    for f in m["files"]:
-        t = _decode(_read_file(root, f"{base}/{f['name']}", f, verify), ["user_id", "ad_id", "embedding"])
-        for cu, ca, ce in zip(*(t.column(i).chunks for i in range(3)), strict=True):
-            u, a = cu.to_numpy(), ca.to_numpy()
-            e = np.frombuffer(ce.buffers()[1], "<f2", count=len(ce) * dim, offset=ce.offset * 2 * dim).reshape(-1, dim)
-            if shard is not None:
-                keep = shard_of(u, shard[1]) == shard[0]
-                u, a, e = u[keep], a[keep], e[keep]
-            k = len(u)
-            if off + k > n:
-                raise ValidationFailed(f"snapshot {snapshot_id} holds more rows than its manifest says: refused")
-            keys[off : off + k, 0], keys[off : off + k, 1], emb[off : off + k] = u, a, e
-            off += k
-        del t
-    if off != n:
-        raise ValidationFailed(f"snapshot {snapshot_id} holds {off} rows, manifest says {n}: refused")
+def _row_groups(data: pa.Buffer, columns: list[str], rows: int | None, rel: str):
+    """Decode one row group at a time (small, reused decode buffers); ``rows`` checks the total."""
+    try:
+        pf = pq.ParquetFile(pa.BufferReader(data))
+        if rows is not None and pf.metadata.num_rows != rows:
+            raise ValidationFailed(f"snapshot file {rel} holds {pf.metadata.num_rows} rows, manifest says {rows}: refused")
+        for g in range(pf.num_row_groups):
+            yield pf.read_row_group(g, columns=columns, use_threads=False)
+    except (pa.ArrowException, OSError) as e:
+        raise ValidationFailed(f"snapshot file {rel} is not readable Parquet ({e}): refused") from None
+
+
+def _read_index(root: Root, base: str, m: dict, n: int, verify: str) -> np.ndarray | None:
+    """The pair index built at publish time, or None when the manifest has none for this layout."""
     ix = m.get("index")
-    if shard is None and ix and ix.get("format") == PairIndex.FORMAT and ix.get("rows") == n:
-        if ix.get("name") != "_index.bin":
-            raise ValidationFailed(f"manifest of {snapshot_id} names unexpected index file {ix.get('name')!r}")
-        if ix["bytes"] != 8 * ix["slots"]:
-            raise ValidationFailed(f"index of {snapshot_id}: {ix['bytes']} bytes for {ix['slots']} slots: refused")
-        table = root.read_array(f"{base}/_index.bin", "<i8", ix["slots"])
-        _verify_bytes(memoryview(table).cast("B"), ix, verify, f"{base}/_index.bin")
-        index = PairIndex.from_table(keys, table, ix["mask"])
-    else:
-        index = PairIndex(keys)
+    if not ix or ix.get("format") != PairIndex.FORMAT or ix.get("rows") != n:
+        return None
+    if ix.get("name") != "_index.bin":
+        raise ValidationFailed(f"manifest of {base} names unexpected index file {ix.get('name')!r}")
+    if ix["bytes"] != 8 * ix["slots"]:
+        raise ValidationFailed(f"index of {base}: {ix['bytes']} bytes for {ix['slots']} slots: refused")
+    table = prefaulted_empty((ix["slots"],), np.int64)
+    root.read_into(f"{base}/_index.bin", table)
+    _verify_bytes(memoryview(table).cast("B"), ix, verify, f"{base}/_index.bin")
+    return table
+
+
+def _load_threads() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def load_snapshot(root: Root, model: str, snapshot_id: str, shard: tuple[int, int] | None = None,
+                  verify: str = "fast", fallback: str = "zeros", threads: int | None = None) -> _Snapshot:
+    """Verify and decode a snapshot's files in parallel (``threads``, default: cores, at most 8)
+    straight into prefaulted huge-page arrays, one row group at a time."""
+    m = read_manifest(root, model, snapshot_id)
+    dim, base, files = int(m["dim"]), f"{model}/snapshots/{snapshot_id}", m["files"]
+    cols = ["user_id", "ad_id", "embedding"]
+
+    def shard_rows(f: dict) -> int:  # this serving shard's rows in one file, from its user_id column
+        u = _decode(_read_file(root, f"{base}/{f['name']}", f, "none"), ["user_id"]).column(0).to_numpy()
+        return int((shard_of(u, shard[1]) == shard[0]).sum())
+
+    def fill(f: dict, off: int, count: int) -> None:
+        rel = f"{base}/{f['name']}"
+        k, end = off, off + count
+        for t in _row_groups(_read_file(root, rel, f, verify), cols, int(f["rows"]), rel):
+            for cu, ca, ce in zip(*(t.column(i).chunks for i in range(3)), strict=True):
+                u, a = cu.to_numpy(), ca.to_numpy()
+                e = np.frombuffer(ce.buffers()[1], "<f2", count=len(ce) * dim, offset=ce.offset * 2 * dim)
+                e = e.reshape(-1, dim)
+                if shard is not None:
+                    keep = shard_of(u, shard[1]) == shard[0]
+                    u, a, e = u[keep], a[keep], e[keep]
+                if k + len(u) > end:
+                    raise ValidationFailed(f"snapshot file {rel} holds more rows than its manifest says: refused")
+                keys[k : k + len(u), 0], keys[k : k + len(u), 1], emb[k : k + len(u)] = u, a, e
+                k += len(u)
+        if k != end:
+            raise ValidationFailed(f"snapshot file {rel} holds {k - off} rows, manifest says {count}: refused")
+
+    with ThreadPoolExecutor(threads or _load_threads(), thread_name_prefix="solaris-load") as pool:
+        counts = [int(f["rows"]) for f in files] if shard is None else list(pool.map(shard_rows, files))
+        n = sum(counts)
+        if shard is None and n != int(m["rows"]):
+            raise ValidationFailed(f"snapshot {snapshot_id}: files hold {n} rows, manifest says {m['rows']}: refused")
+        keys = prefaulted_empty((n, 2), np.int64)
+        emb = prefaulted_empty((n, dim), "<f2")
+        index_job = pool.submit(_read_index, root, base, m, n, verify) if shard is None else None
+        offsets = np.r_[0, np.cumsum(counts)[:-1]].astype(int).tolist()
+        for job in [pool.submit(fill, f, o, c) for f, o, c in zip(files, offsets, counts, strict=True)]:
+            job.result()
+        table = index_job.result() if index_job else None
+    index = PairIndex.from_table(keys, table, m["index"]["mask"]) if table is not None else PairIndex(keys)
     users = keys[:, 0]
-    segments = None
-    if _probe is None:
-        segments = UserSegments(np.ascontiguousarray(users), np.ascontiguousarray(keys[:, 1]))
-        segments = segments if segments.ok else None  # data not grouped by user: hash index only
+    segments = UserSegments(keys)
+    segments = segments if segments.ok else None  # data not grouped by user: the pair index only
     snap = _Snapshot(snapshot_id, parse_time(m["plan_at"]) if m.get("plan_at") else None, dim, keys, emb,
                      index, segments)
     if fallback == "user_mean" and n:
@@ -166,23 +204,89 @@ def load_snapshot(root: Root, model: str, snapshot_id: str, shard: tuple[int, in
     return snap
 
 
+LATENCY_BUCKETS = (25e-6, 50e-6, 100e-6, 200e-6, 300e-6, 500e-6, 1e-3, 5e-3, 0.05)
+
+
 class _Metrics:
-    def __init__(self, registry, model: str):
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+    """Lookup counters kept as plain integers under one lock and exported by a ``prometheus_client``
+    collector at scrape time. One lock per lookup instead of one per counter: prometheus_client's
+    own metric objects cost ~0.5 us per update, a tenth of a request-shaped lookup."""
+
+    _PAIRS, _SUM = ("hit", "miss", "stale"), 4
+
+    def __init__(self, registry, model: str, store: EmbeddingStore):
+        from prometheus_client import CollectorRegistry
 
         self.registry = registry if registry is not None else CollectorRegistry()
-        r, lab = self.registry, {"model": model}
-        self.lookups = Counter("solaris_lookups", "lookup() calls", ["model"], registry=r).labels(**lab)
-        pairs = Counter("solaris_lookup_pairs", "pairs looked up, by result", ["model", "result"], registry=r)
-        self.hit, self.miss, self.stale = (pairs.labels(result=x, **lab) for x in ("hit", "miss", "stale"))
-        self.fallbacks = Counter("solaris_lookup_fallbacks", "misses answered by the fallback policy",
-                                 ["model", "policy"], registry=r)
-        self.fallback = {p: self.fallbacks.labels(policy=p, **lab) for p in ("zeros", "user_mean")}
-        self.latency = Histogram("solaris_lookup_latency_seconds", "lookup() latency", ["model"], registry=r,
-                                 buckets=(25e-6, 50e-6, 100e-6, 200e-6, 300e-6, 500e-6, 1e-3, 5e-3, 0.05)).labels(**lab)
-        self.age = Gauge("solaris_snapshot_age_seconds", "age of the served snapshot", ["model"], registry=r).labels(**lab)
-        self.info = Info("solaris_snapshot", "served snapshot", ["model"], registry=r).labels(**lab)
-        self.reloads = Counter("solaris_reloads", "reload attempts by result", ["model", "result"], registry=r)
+        self._model, self._store = model, weakref.ref(store)  # the registry must not keep a store alive
+        self._lock = threading.Lock()
+        self._c = [0, 0, 0, 0, 0.0, 0]  # lookups, hit, miss, stale pairs, latency sum, fallbacks
+        self._buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self._reloads = {"ok": 0, "refused": 0}
+        self.registry.register(self)
+
+    def record(self, n_hit: int, n_miss: int, stale: bool, n_fallback: int, seconds: float) -> None:
+        b = bisect_left(LATENCY_BUCKETS, seconds)  # buckets are "<= le"
+        with self._lock:
+            c = self._c
+            c[0] += 1
+            c[3 if stale else 1] += n_hit
+            c[2] += n_miss
+            c[4] += seconds
+            c[5] += n_fallback
+            self._buckets[b] += 1
+
+    def reload(self, result: str) -> None:
+        with self._lock:
+            self._reloads[result] += 1
+
+    def close(self) -> None:
+        try:
+            self.registry.unregister(self)
+        except KeyError:  # already unregistered
+            pass
+
+    def collect(self):
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+            InfoMetricFamily,
+        )
+        from prometheus_client.utils import floatToGoString
+
+        with self._lock:
+            c, buckets, reloads = list(self._c), list(self._buckets), dict(self._reloads)
+        lab = [self._model]
+        f = CounterMetricFamily("solaris_lookups", "lookup() calls", labels=["model"])
+        f.add_metric(lab, c[0])
+        yield f
+        f = CounterMetricFamily("solaris_lookup_pairs", "pairs looked up, by result", labels=["model", "result"])
+        for name, v in zip(self._PAIRS, (c[1], c[2], c[3]), strict=True):
+            f.add_metric([*lab, name], v)
+        yield f
+        store = self._store()
+        f = CounterMetricFamily("solaris_lookup_fallbacks", "misses answered by the fallback policy",
+                                labels=["model", "policy"])
+        if store is not None and store.fallback != "none":
+            f.add_metric([*lab, store.fallback], c[5])
+        yield f
+        cum = np.cumsum(buckets).tolist()
+        f = HistogramMetricFamily("solaris_lookup_latency_seconds", "lookup() latency", labels=["model"])
+        f.add_metric(lab, [(floatToGoString(le), v) for le, v in zip((*LATENCY_BUCKETS, float("inf")), cum, strict=True)],
+                     sum_value=c[4])
+        yield f
+        f = CounterMetricFamily("solaris_reloads", "reload attempts by result", labels=["model", "result"])
+        for k, v in reloads.items():
+            f.add_metric([*lab, k], v)
+        yield f
+        if store is not None:
+            f = GaugeMetricFamily("solaris_snapshot_age_seconds", "age of the served snapshot", labels=["model"])
+            f.add_metric(lab, store.age_s())
+            yield f
+            f = InfoMetricFamily("solaris_snapshot", "served snapshot", labels=["model"])
+            f.add_metric(lab, {"snapshot_id": store.snapshot_id})
+            yield f
 
 
 class EmbeddingStore:
@@ -196,8 +300,7 @@ class EmbeddingStore:
         self._reload_lock = threading.Lock()
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
-        self.metrics = _Metrics(registry, model)
-        self.metrics.info.info({"snapshot_id": snap.snapshot_id})
+        self.metrics = _Metrics(registry, model, self)
         self.last_reload_error: str | None = None
 
     @classmethod
@@ -240,6 +343,10 @@ class EmbeddingStore:
         return self._snap.dim
 
     @property
+    def fallback(self) -> str:
+        return self._fallback
+
+    @property
     def resident_bytes(self) -> int:
         return self._snap.nbytes
 
@@ -259,42 +366,30 @@ class EmbeddingStore:
         a = np.asarray(ad_ids, dtype=np.int64)
         if u.shape != a.shape or u.ndim != 1:
             raise ValueError("user_ids and ad_ids must be 1-d arrays of equal length")
-        if snap.segments is not None and len(u) and u[0] == u[-1] and (u == u[0]).all():
-            rows = snap.segments.find_one_user(int(u[0]), a)  # numpy fallback for one-user requests
-        else:
-            rows = snap.index.find(u, a)
-        out, n_hit = gather_rows(snap.emb, rows)
-        hit = rows >= 0
+        res = snap.segments.lookup(snap.emb, u, a) if snap.segments is not None and len(u) and u[0] == u[-1] else None
+        hit, out, n_hit = res or snap.index.lookup(snap.emb, u, a)  # one-user requests, else the pair index
         if self._dtype is not None:
             out = out.astype(self._dtype)
-        age = self.age_s(snap)
+        age = time.time() - snap.at_ts
         stale = self._max_age_s is not None and age > self._max_age_s
         status = hit.view(np.int8) * np.int8(STALE) if stale else hit.view(np.int8)  # HIT=1, MISS=0
         n_miss = len(u) - n_hit
-        if n_miss:
+        if n_miss and self._fallback != "zeros":  # misses arrive zero-filled
             self._fill_misses(snap, u, hit, out)
-        m = self.metrics
-        m.lookups.inc()
-        (m.stale if stale else m.hit).inc(n_hit)
-        if n_miss:
-            m.miss.inc(n_miss)
-        m.age.set(age)
-        m.latency.observe(time.perf_counter() - t0)
+        self.metrics.record(n_hit, n_miss, stale, 0 if self._fallback == "none" else n_miss, time.perf_counter() - t0)
         return LookupResult(out, hit, status, snap.snapshot_id, age)
 
     def _fill_misses(self, snap: _Snapshot, u: np.ndarray, hit: np.ndarray, out: np.ndarray) -> None:
-        """Misses arrive zero-filled; apply the fallback policy and count it."""
+        """Apply the ``none`` (NaN) or ``user_mean`` fallback policy to the zero-filled misses."""
         miss = ~hit
         if self._fallback == "none":
             out[miss] = np.nan
-            return
-        if self._fallback == "user_mean" and snap.user_mean_ids is not None and len(snap.user_mean_ids):
+        elif snap.user_mean_ids is not None and len(snap.user_mean_ids):
             mu = u[miss]
             pos = np.searchsorted(snap.user_mean_ids, mu).clip(0, len(snap.user_mean_ids) - 1)
             known = snap.user_mean_ids[pos] == mu
             idx = np.flatnonzero(miss)[known]
             out[idx] = snap.user_mean[pos[known]]
-        self.metrics.fallback[self._fallback].inc(int(miss.sum()))
 
     # ---------------------------------------------------------------------------------------
     def reload(self) -> bool:
@@ -308,13 +403,12 @@ class EmbeddingStore:
                 new = load_snapshot(self._root, self._model, snap_id, self._shard, self._verify, self._fallback)
             except (ValidationFailed, SnapshotNotFound, ConfigError, OSError, pa.ArrowException) as e:
                 self.last_reload_error = str(e)
-                self.metrics.reloads.labels(model=self._model, result="refused").inc()
+                self.metrics.reload("refused")
                 log.warning("keeping snapshot %s: reload refused: %s", self._snap.snapshot_id, e)
                 return False
             self._snap = new  # atomic reference swap
             self.last_reload_error = None
-            self.metrics.reloads.labels(model=self._model, result="ok").inc()
-            self.metrics.info.info({"snapshot_id": new.snapshot_id})
+            self.metrics.reload("ok")
             return True
 
     def start_watcher(self, interval_s: float = 30.0) -> None:
@@ -331,7 +425,9 @@ class EmbeddingStore:
         self._watcher.start()
 
     def close(self) -> None:
+        """Stop the watcher and take this store's metrics out of the registry."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
             self._watcher = None
+        self.metrics.close()

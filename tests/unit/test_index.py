@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from solaris_batch.serving import index as ix
-from solaris_batch.serving.index import PairIndex, UserSegments, gather_rows
+from solaris_batch.serving.index import PairIndex, UserSegments
 
 
 def _pairs(rng, n, users=60):
@@ -30,26 +30,61 @@ def test_pair_index_is_exact(n, compiled):
     assert index.find(qu, qa, compiled=compiled).tolist() == expected
 
 
-def test_gather_rows_paths_agree():
-    rng = np.random.default_rng(0)
-    emb = rng.standard_normal((50, 8)).astype(np.float16)
-    rows = np.array([3, -1, 49, 0, -1, 3])
-    out, hits = gather_rows(emb, rows)
-    assert hits == 4 and (out[[1, 4]] == 0).all() and np.array_equal(out[[0, 2, 3, 5]], emb[[3, 49, 0, 3]])
-    saved, ix._probe = ix._probe, None
-    try:
-        out2, hits2 = gather_rows(emb, rows)
-    finally:
-        ix._probe = saved
-    assert hits2 == hits and np.array_equal(out, out2)
+def _reference(keys, emb, qu, qa):
+    """Naive lookup: a dict over the pairs, zero rows for misses."""
+    ref = {(x, y): i for i, (x, y) in enumerate(keys.tolist())}
+    rows = np.array([ref.get(k, -1) for k in zip(qu.tolist(), qa.tolist(), strict=True)], dtype=np.int64)
+    out = np.zeros((len(qu), emb.shape[1]), emb.dtype)
+    out[rows >= 0] = emb[rows[rows >= 0]]
+    return rows, out
 
 
-def test_user_segments_fallback_path():
-    u = np.array([5, 5, 5, 2, 2, 9], dtype=np.int64)
-    a = np.array([1, 4, 8, 3, 7, 1], dtype=np.int64)
-    seg = UserSegments(u, a)
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("dim", [64, 5])  # 128-byte rows take the inlined copy; others the general one
+def test_pair_index_lookup_gathers_rows_and_zero_fills_misses(compiled, dim):
+    rng = np.random.default_rng(dim)
+    u, a = _pairs(rng, 20_000)
+    keys = np.stack([u, a], 1)
+    emb = rng.standard_normal((len(u), dim)).astype(np.float16)
+    index = PairIndex(keys)
+    pick = rng.integers(0, len(u), 1500)
+    qu, qa = u[pick], a[pick].copy()
+    qa[rng.random(1500) < 0.3] += 1 << 21  # absent
+    hit, out, hits = index.lookup(emb, qu, qa, compiled=compiled)
+    ref_rows, ref_out = _reference(keys, emb, qu, qa)
+    assert np.array_equal(hit, ref_rows >= 0) and np.array_equal(out, ref_out) and hits == (ref_rows >= 0).sum()
+
+
+def _grouped(rng, users, max_ads):
+    """Rows grouped by user (shuffled user order), ads strictly increasing in each group."""
+    lens = rng.integers(1, max_ads + 1, users)
+    u = np.repeat(rng.permutation(users).astype(np.int64) * 7919, lens)
+    a = np.concatenate([np.cumsum(rng.integers(1, 50, k)) for k in lens]).astype(np.int64)
+    return np.stack([u, a], 1)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_user_segments_answer_one_user_requests_like_a_dict(compiled):
+    rng = np.random.default_rng(3)
+    keys = _grouped(rng, 300, 100)
+    emb = rng.standard_normal((len(keys), 64)).astype(np.float16)
+    seg = UserSegments(keys)
     assert seg.ok
-    assert seg.find_one_user(5, np.array([8, 2, 1])).tolist() == [2, -1, 0]
-    assert seg.find_one_user(2, np.array([7])).tolist() == [4]
-    assert seg.find_one_user(6, np.array([1])).tolist() == [-1]
-    assert not UserSegments(np.array([1, 2, 1]), np.array([1, 1, 2])).ok  # user 1 split: not grouped
+    for user in [*rng.choice(keys[:, 0], 40), 7919 * 1000 + 1]:  # the last user is absent
+        mine = keys[keys[:, 0] == user, 1]
+        # the user's ads (first, last, all), values between and around them, in random order
+        qa = np.concatenate([mine, mine + 1, mine - 1, [0, -5, 10**12], rng.integers(0, 3000, 50)])
+        qa = rng.permutation(qa).astype(np.int64)
+        qu = np.full(len(qa), user, np.int64)
+        hit, out, hits = seg.lookup(emb, qu, qa, compiled=compiled)
+        ref_rows, ref_out = _reference(keys, emb, qu, qa)
+        assert np.array_equal(hit, ref_rows >= 0) and np.array_equal(out, ref_out) and hits == (ref_rows >= 0).sum()
+    mixed = keys[[0, -1]]
+    assert seg.lookup(emb, mixed[:, 0].copy(), mixed[:, 1].copy(), compiled=compiled) is None  # two users
+
+
+def test_user_segments_need_the_grouped_sorted_layout():
+    assert UserSegments(np.array([[5, 1], [5, 4], [2, 3], [9, 1]], np.int64)).ok
+    assert not UserSegments(np.array([[1, 1], [2, 1], [1, 2]], np.int64)).ok  # user 1 split in two groups
+    assert not UserSegments(np.array([[1, 4], [1, 2]], np.int64)).ok  # ads not sorted
+    assert not UserSegments(np.array([[1, 2], [1, 2]], np.int64)).ok  # duplicate pair
