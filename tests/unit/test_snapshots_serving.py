@@ -82,6 +82,71 @@ def test_lookup_statuses_fallbacks_shards_and_metrics(tmp_path):
     assert reg.get_sample_value("solaris_lookup_latency_seconds_count", {"model": "fm"}) == 2
 
 
+def test_metrics_series_age_info_and_unregister(tmp_path):
+    from prometheus_client import CollectorRegistry
+
+    root = tmp_path / "snap"
+    publish(make_emb(tmp_path / "e", 3), root, "fm")
+    reg = CollectorRegistry()
+    store = EmbeddingStore.open(root, "fm", registry=reg, max_age="1h")
+    store.lookup(np.array([11, 11], np.int64), np.array([100, 999], np.int64))
+    assert reg.get_sample_value("solaris_lookup_pairs_total", {"model": "fm", "result": "stale"}) == 1
+    assert reg.get_sample_value("solaris_lookup_pairs_total", {"model": "fm", "result": "hit"}) == 0
+    assert reg.get_sample_value("solaris_snapshot_age_seconds", {"model": "fm"}) > 3600
+    assert reg.get_sample_value("solaris_snapshot_info", {"model": "fm", "snapshot_id": store.snapshot_id}) == 1
+    # the one lookup landed in exactly one latency bucket: the +Inf bucket equals the count
+    assert reg.get_sample_value("solaris_lookup_latency_seconds_bucket", {"model": "fm", "le": "+Inf"}) == 1
+    store.close()
+    assert reg.get_sample_value("solaris_lookups_total", {"model": "fm"}) is None  # unregistered
+
+
+def test_multi_file_load_matches_pyarrow_and_checks_row_counts(tmp_path):
+    import pyarrow.parquet as pq
+
+    from solaris_batch.serving.store import load_snapshot
+    from solaris_batch.snapshots.shards import decode_embeddings
+
+    root = tmp_path / "snap"
+    rng = np.random.default_rng(0)
+    users = np.arange(40, dtype=np.int64) * 3 + 1
+    u, a = np.repeat(users, 7), np.tile(np.arange(7, dtype=np.int64) * 5, len(users))
+    e = rng.standard_normal((len(u), DIM)).astype(np.float16)
+    meta = {"checkpoint_version": "ck", "plan_fingerprint": "fp", "plan_at": "2026-11-20T05:00:00+00:00",
+            "plan_pairs": str(len(u)), "plan_shards": "0,1,2,3,4"}
+    for f, idx in enumerate(np.array_split(np.arange(len(u)), 5)):  # files of unequal row counts
+        write_embedding_shard(tmp_path / "e" / f"part-{f:05d}.parquet", u[idx], a[idx], e[idx], **meta, shard=str(f))
+    sid = publish(tmp_path / "e", root, "fm").snapshot_id
+    t = pq.read_table(root / "fm" / "snapshots" / sid)  # the independent reader
+    ref_u, ref_a = t.column("user_id").to_numpy(), t.column("ad_id").to_numpy()
+    ref_e = decode_embeddings(t.column("embedding"), DIM)
+    for threads in (1, 3):  # serial, and files finishing out of order
+        snap = load_snapshot(LocalRoot(root), "fm", sid, threads=threads)
+        assert np.array_equal(snap.keys, np.stack([ref_u, ref_a], 1)) and np.array_equal(snap.emb, ref_e)
+    store = EmbeddingStore.open(root, "fm")
+    r = store.lookup(ref_u, ref_a)
+    assert r.hit.all() and np.array_equal(r.embeddings, ref_e) and len(store) == len(u)
+    # a manifest whose per-file row counts were moved between files (same total) is refused
+    mpath = root / "fm" / "snapshots" / sid / "_manifest.json"
+    m = json.loads(mpath.read_text())
+    m["files"][0]["rows"] += 1
+    m["files"][1]["rows"] -= 1
+    mpath.write_text(json.dumps(m))
+    with pytest.raises(ValidationFailed, match="rows"):
+        EmbeddingStore.open(root, "fm")
+
+
+def test_prefaulted_arrays_are_zeroed_aligned_and_writable():
+    from solaris_batch.serving.memory import prefaulted_empty
+
+    big = prefaulted_empty((3_000_000, 2), np.int64)  # 48 MB: the mmap path
+    assert big.shape == (3_000_000, 2) and big.dtype == np.int64 and big.ctypes.data % 4096 == 0
+    assert not big.any()
+    big[-1, -1] = 7
+    assert big.sum() == 7
+    small = prefaulted_empty((3, 4), np.float16)  # small: plain numpy
+    assert small.shape == (3, 4) and small.flags.writeable
+
+
 def test_hot_reload_readers_never_see_errors_or_mixed_results(tmp_path):
     root = tmp_path / "snap"
     users = tuple(range(1000, 1200))
