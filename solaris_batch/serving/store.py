@@ -39,6 +39,7 @@ from solaris_batch.hashing import shard_of
 from solaris_batch.serving.index import PairIndex, UserSegments
 from solaris_batch.serving.memory import prefaulted_empty
 from solaris_batch.snapshots.publish import read_current, read_manifest
+from solaris_batch.snapshots.shards import decode_embeddings
 from solaris_batch.snapshots.storage import Root, safe_name
 from solaris_batch.timeutil import parse_duration, parse_time
 
@@ -159,9 +160,7 @@ def load_snapshot(root: Root, model: str, snapshot_id: str, shard: tuple[int, in
         k, end = off, off + count
         for t in _row_groups(_read_file(root, rel, f, verify), cols, int(f["rows"]), rel):
             for cu, ca, ce in zip(*(t.column(i).chunks for i in range(3)), strict=True):
-                u, a = cu.to_numpy(), ca.to_numpy()
-                e = np.frombuffer(ce.buffers()[1], "<f2", count=len(ce) * dim, offset=ce.offset * 2 * dim)
-                e = e.reshape(-1, dim)
+                u, a, e = cu.to_numpy(), ca.to_numpy(), decode_embeddings(ce, dim)
                 if shard is not None:
                     keep = shard_of(u, shard[1]) == shard[0]
                     u, a, e = u[keep], a[keep], e[keep]
@@ -212,7 +211,7 @@ class _Metrics:
     collector at scrape time. One lock per lookup instead of one per counter: prometheus_client's
     own metric objects cost ~0.5 us per update, a tenth of a request-shaped lookup."""
 
-    _PAIRS, _SUM = ("hit", "miss", "stale"), 4
+    _PAIRS = ("hit", "miss", "stale")
 
     def __init__(self, registry, model: str, store: EmbeddingStore):
         from prometheus_client import CollectorRegistry

@@ -119,10 +119,17 @@ def validate_shards(emb_dir: Path) -> tuple[np.ndarray, dict]:
 
 
 def write_index(keys: np.ndarray, path: Path) -> dict:
-    """Build the serving ``PairIndex`` over ``keys`` and write its table (raw little-endian int64)."""
+    """Build the serving ``PairIndex`` over ``keys`` and write its table (raw little-endian int64).
+    Refuses repeated pairs: a lookup could only ever return one of their embeddings."""
     from solaris_batch.serving.index import PairIndex
 
     index = PairIndex(keys)
+    found = index.find(keys[:, 0], keys[:, 1])  # a repeated pair finds its first occurrence
+    dup = np.flatnonzero(found != np.arange(len(keys)))
+    if len(dup):
+        u, a = keys[dup[0]]
+        raise ValidationFailed(f"{len(dup)} (user_id, ad_id) pairs appear more than once, e.g. ({u}, {a}):"
+                               " the plan must hold distinct pairs; CURRENT left untouched")
     index.table.astype("<i8", copy=False).tofile(path)
     return {"name": INDEX, "format": PairIndex.FORMAT, "rows": len(keys), "mask": int(index.mask),
             "slots": len(index.table), "bytes": path.stat().st_size, **checksums(path.read_bytes())}

@@ -38,6 +38,8 @@ def decode_embeddings(col: pa.Array | pa.ChunkedArray, dim: int) -> np.ndarray:
         np.frombuffer(c.buffers()[1], dtype="<f2", count=len(c) * dim, offset=c.offset * 2 * dim).reshape(-1, dim)
         for c in chunks if len(c)
     ]
+    if len(parts) == 1:
+        return parts[0]  # one chunk: a view, no copy
     return np.concatenate(parts) if parts else np.zeros((0, dim), dtype="<f2")
 
 

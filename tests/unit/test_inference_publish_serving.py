@@ -155,6 +155,13 @@ def test_publish_gates_leave_current_untouched(tmp_path, ckpt):
                           **{**meta, "checkpoint_version": "w", "shard": "1"})
     with pytest.raises(ValidationFailed, match="checkpoint_version"):
         publish(mixed, root, "fm")
+    dup = tmp_path / "dup"  # the same pair twice (in two shards): a lookup could serve only one
+    write_embedding_shard(dup / "part-00000.parquet", np.array([1]), np.array([3]), np.ones((1, 2)),
+                          **{**meta, "plan_shards": "0,1"})
+    write_embedding_shard(dup / "part-00001.parquet", np.array([1]), np.array([3]), np.zeros((1, 2)),
+                          **{**meta, "plan_shards": "0,1", "shard": "1"})
+    with pytest.raises(ValidationFailed, match=r"1 \(user_id, ad_id\) pairs appear more than once, e.g. \(1, 3\)"):
+        publish(dup, root, "fm")
     with pytest.raises(InputNotFound):
         publish(tmp_path / "nothing", root, "fm")
     assert read_current(root, "fm") == good
