@@ -16,12 +16,13 @@ MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)  # Linux >= 5.14
 
 
 def prefaulted_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
-    """Like ``np.empty`` (contents zero), page-aligned, on huge pages where the kernel allows them,
-    with every page faulted in by one system call. Freed when the array is garbage-collected."""
+    """A zero-filled array. Large ones (>= 2 MB) are page-aligned anonymous mappings on huge pages
+    where the kernel allows them, every page faulted in by one system call; freed when the array
+    is garbage-collected."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if nbytes < 1 << 21:  # small: the allocator does better
-        return np.empty(shape, dtype)
+    if nbytes < 1 << 21 or not hasattr(mmap, "MAP_ANONYMOUS"):  # small, or not a POSIX mmap
+        return np.zeros(shape, dtype)
     m = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     for advice in (getattr(mmap, "MADV_HUGEPAGE", None), MADV_POPULATE_WRITE):
         if advice is not None:

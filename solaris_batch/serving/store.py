@@ -290,8 +290,9 @@ class _Metrics:
 
 class EmbeddingStore:
     def __init__(self, root: Root, model: str, snap: _Snapshot, shard, max_age, fallback, verify, registry,
-                 dtype=None):
+                 dtype=None, load_threads=None):
         self._root, self._model, self._shard, self._verify = root, model, shard, verify
+        self._load_threads = load_threads
         self._dtype = None if dtype in (None, "float16") else np.dtype(dtype)
         self._max_age_s = None if max_age is None else parse_duration(max_age).total_seconds()
         self._fallback = fallback
@@ -305,7 +306,8 @@ class EmbeddingStore:
     @classmethod
     def open(cls, root: str | Path, model_name: str = "fm", shard: tuple[int, int] | None = None,
              max_age: str | None = None, fallback: str = "zeros", verify: str = "fast",
-             registry=None, dtype: str = "float16", snapshot_id: str | None = None) -> EmbeddingStore:
+             registry=None, dtype: str = "float16", snapshot_id: str | None = None,
+             load_threads: int | None = None) -> EmbeddingStore:
         """Load the snapshot CURRENT names (or the one ``snapshot_id`` pins).
 
         Args:
@@ -318,6 +320,8 @@ class EmbeddingStore:
             dtype: embeddings are returned as stored (``float16``) or converted (``float32``).
             snapshot_id: serve this snapshot instead of CURRENT (offline evaluation, canaries);
                 ``reload()`` still moves to CURRENT.
+            load_threads: threads that verify and decode files at load and reload (default: the
+                cores, at most 8). 1 keeps background reloads off the cores serving lookups.
         """
         if fallback not in FALLBACKS:
             raise ConfigError(f"fallback {fallback!r} unknown: choose one of {', '.join(FALLBACKS)}")
@@ -329,8 +333,8 @@ class EmbeddingStore:
             raise SnapshotNotFound(
                 f"no CURRENT snapshot for model {model!r} under {r}: publish one with 'solaris publish'"
                 " or check --model-name / SOLARIS_MODEL_NAME")
-        snap = load_snapshot(r, model, snap_id, shard, verify, fallback)
-        return cls(r, model, snap, shard, max_age, fallback, verify, registry, dtype)
+        snap = load_snapshot(r, model, snap_id, shard, verify, fallback, load_threads)
+        return cls(r, model, snap, shard, max_age, fallback, verify, registry, dtype, load_threads)
 
     # ---------------------------------------------------------------------------------------
     @property
@@ -399,7 +403,8 @@ class EmbeddingStore:
                 snap_id = read_current(self._root, self._model)
                 if snap_id is None or snap_id == self._snap.snapshot_id:
                     return False
-                new = load_snapshot(self._root, self._model, snap_id, self._shard, self._verify, self._fallback)
+                new = load_snapshot(self._root, self._model, snap_id, self._shard, self._verify, self._fallback,
+                                    self._load_threads)
             except (ValidationFailed, SnapshotNotFound, ConfigError, OSError, pa.ArrowException) as e:
                 self.last_reload_error = str(e)
                 self.metrics.reload("refused")

@@ -99,6 +99,9 @@ class LocalRoot(Root):
     def read_buffer(self, rel):
         """Zero-copy view of the page cache, mapped in one call (``MAP_POPULATE``), not by one
         page fault per 4 KB page on first read."""
+        if not hasattr(mmap, "MAP_PRIVATE"):  # not a POSIX mmap: Arrow's own mapping
+            with pa.memory_map(str(self._p(rel))) as mm:
+                return mm.read_buffer()
         with open(self._p(rel), "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size == 0:
