@@ -19,6 +19,11 @@
 #define AHEAD_ROW 8
 #endif
 enum { RING = 64 };  /* > AHEAD_SLOT */
+enum { SMALL_MAX = 1024 };  /* one-user requests hash groups up to this many rows, else bisect */
+
+static inline unsigned small_hash(int64_t ad, unsigned bits) {
+    return (unsigned)(((uint64_t)ad * 0x9E3779B97F4A7C15ULL) >> (64 - bits));
+}
 
 static inline uint64_t pair_hash(int64_t user, int64_t ad) {
     uint64_t h = ((uint64_t)user * 0x9E3779B97F4A7C15ULL) ^ ((uint64_t)ad * 0xC2B2AE3D27D4EB4FULL);
@@ -121,7 +126,7 @@ static PyObject *lookup(PyObject *self, PyObject *args) {
  *             rows_out, hit_out, emb_out) -> hits, or None when the users differ.
  * For rows grouped by user with ads sorted in each group: segments holds (user, 0, start, end) per
  * group and user_table indexes its (user, 0) pairs; one probe finds the user's rows [start, end),
- * then each ad is a binary search in those few rows, which stay in cache. */
+ * then each ad is looked up among those few rows, which stay in cache. */
 static PyObject *lookup_user(PyObject *self, PyObject *args) {
     Py_buffer sb, gb, kb, eb, ub, ab, rb, hb, ob;
     unsigned long long mask;
@@ -161,9 +166,27 @@ static PyObject *lookup_user(PyObject *self, PyObject *args) {
             for (const char *c = (const char *)(K + 2 * s); c < (const char *)(K + 2 * e); c += 64) __builtin_prefetch(c);
             for (const char *c = E + s * row_bytes; c < E + e * row_bytes; c += 64) __builtin_prefetch(c);
             const int64_t *seg = K + 2 * s + 1;  /* the user's ads, stride 2 */
+            /* up to SMALL_MAX ads: a per-request hash table of them (load <= 1/8, in L1), so an
+             * absent candidate, the common case, costs one look at an empty slot */
+            int16_t small[8 * SMALL_MAX];
+            unsigned bits = 4;
+            while ((1 << bits) < 8 * (e - s)) bits++;
+            unsigned wrap = (1u << bits) - 1;
+            int use_small = e - s <= SMALL_MAX;
+            if (use_small) {
+                memset(small, -1, sizeof(int16_t) << bits);
+                for (int64_t j = 0; j < e - s; j++) {
+                    unsigned h = small_hash(seg[2 * j], bits);
+                    while (small[h] >= 0) h = (h + 1) & wrap;
+                    small[h] = (int16_t)j;
+                }
+            }
             for (Py_ssize_t i = 0; i < q; i++) {
                 int64_t ad = A[i], r = -1;
-                if (e > s) {  /* branchless lower bound: no mispredictions, ads of a request overlap */
+                if (use_small) {
+                    for (unsigned h = small_hash(ad, bits); small[h] >= 0; h = (h + 1) & wrap)
+                        if (seg[2 * small[h]] == ad) { r = s + small[h]; break; }
+                } else if (e > s) {  /* branchless lower bound: no mispredictions, ads of a request overlap */
                     const int64_t *b = seg;
                     for (int64_t len = e - s; len > 1; len -= len >> 1)
                         b = b[2 * (len >> 1)] < ad ? b + 2 * (len >> 1) : b;

@@ -95,17 +95,28 @@ class PairIndex:
 
         ``emb`` is the (n, d) array aligned with ``keys``. The compiled path probes and gathers in
         one pass with the memory misses of consecutive keys overlapped."""
-        if compiled and _probe is not None and len(self.keys) and emb.flags.c_contiguous:
-            u = np.ascontiguousarray(users, dtype=np.int64)
-            a = np.ascontiguousarray(ads, dtype=np.int64)
-            hit = np.empty(len(u), dtype=bool)
-            out = np.empty((len(u), emb.shape[1]), dtype=emb.dtype)
-            hits = _probe.lookup(self.table, self.keys, int(self.mask), u, a, _NOTHING64, hit, emb,
-                                 emb.shape[1] * emb.itemsize, out)
-            return hit, out, hits
-        rows = self.find(users, ads, compiled=False)
+        u = np.ascontiguousarray(users, dtype=np.int64)
+        a = np.ascontiguousarray(ads, dtype=np.int64)
+        if compiled:
+            return self.bind(emb)(u, a)
+        rows = self.find(u, a, compiled=False)
         out, hits = gather_rows(emb, rows)
         return rows >= 0, out, hits
+
+    def bind(self, emb: np.ndarray):
+        """``lookup`` for this ``emb`` as a function of contiguous int64 ``(users, ads)``, with
+        everything per-snapshot resolved once: the serving hot path."""
+        if _probe is None or not len(self.keys) or not emb.flags.c_contiguous:
+            return lambda u, a: self.lookup(emb, u, a, compiled=False)
+        table, keys, mask, d, dtype = self.table, self.keys, int(self.mask), emb.shape[1], emb.dtype
+        row_bytes = d * emb.itemsize
+
+        def lookup(u: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+            hit = np.empty(len(u), dtype=bool)
+            out = np.empty((len(u), d), dtype=dtype)
+            return hit, out, _probe.lookup(table, keys, mask, u, a, _NOTHING64, hit, emb, row_bytes, out)
+
+        return lookup
 
     def _find_numpy(self, users: np.ndarray, ads: np.ndarray) -> np.ndarray:
         n = len(users)
@@ -175,13 +186,8 @@ class UserSegments:
         """Like ``PairIndex.lookup`` when every pair has the same user; None otherwise."""
         u = np.ascontiguousarray(users, dtype=np.int64)
         a = np.ascontiguousarray(ads, dtype=np.int64)
-        if compiled and _probe is not None and emb.flags.c_contiguous and len(emb):
-            hit = np.empty(len(u), dtype=bool)
-            out = np.empty((len(u), emb.shape[1]), dtype=emb.dtype)
-            ix = self.users
-            hits = _probe.lookup_user(ix.table, int(ix.mask), self.segments, self.keys, emb,
-                                      emb.shape[1] * emb.itemsize, u, a, _NOTHING64, hit, out)
-            return None if hits is None else (hit, out, hits)
+        if compiled:
+            return self.bind(emb)(u, a)
         if not len(u) or (u != u[0]).any():
             return None
         rows = np.full(len(a), -1, dtype=np.int64)
@@ -194,3 +200,19 @@ class UserSegments:
             rows[hit] = s + p[hit]
         out, hits = gather_rows(emb, rows)
         return rows >= 0, out, hits
+
+    def bind(self, emb: np.ndarray):
+        """``lookup`` for this ``emb`` as a function of contiguous int64 ``(users, ads)`` (see
+        ``PairIndex.bind``)."""
+        if _probe is None or not len(emb) or not emb.flags.c_contiguous:
+            return lambda u, a: self.lookup(emb, u, a, compiled=False)
+        table, mask, segments, keys = self.users.table, int(self.users.mask), self.segments, self.keys
+        d, dtype, row_bytes = emb.shape[1], emb.dtype, emb.shape[1] * emb.itemsize
+
+        def lookup(u: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
+            hit = np.empty(len(u), dtype=bool)
+            out = np.empty((len(u), d), dtype=dtype)
+            hits = _probe.lookup_user(table, mask, segments, keys, emb, row_bytes, u, a, _NOTHING64, hit, out)
+            return None if hits is None else (hit, out, hits)
+
+        return lookup

@@ -24,6 +24,7 @@ import threading
 import time
 import weakref
 from bisect import bisect_left
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -78,6 +79,12 @@ class _Snapshot:
     user_mean_ids: np.ndarray | None = None
     user_mean: np.ndarray | None = None
     nbytes: int = field(default=0)
+    pairs: Callable | None = None  # index.bind(emb): (users, ads) -> (hit, out, hits)
+    one_user: Callable | None = None  # segments.bind(emb), when rows are grouped by user
+
+    def __post_init__(self):
+        self.pairs = self.index.bind(self.emb)
+        self.one_user = self.segments.bind(self.emb) if self.segments is not None else None
 
     @property
     def users(self) -> np.ndarray:
@@ -365,12 +372,12 @@ class EmbeddingStore:
         """Embeddings for equal-length int64 arrays of user and ad ids (one snapshot per call)."""
         t0 = time.perf_counter()
         snap = self._snap  # one reference: this call never mixes snapshots
-        u = np.asarray(user_ids, dtype=np.int64)
-        a = np.asarray(ad_ids, dtype=np.int64)
+        u = np.ascontiguousarray(user_ids, dtype=np.int64)
+        a = np.ascontiguousarray(ad_ids, dtype=np.int64)
         if u.shape != a.shape or u.ndim != 1:
             raise ValueError("user_ids and ad_ids must be 1-d arrays of equal length")
-        res = snap.segments.lookup(snap.emb, u, a) if snap.segments is not None and len(u) and u[0] == u[-1] else None
-        hit, out, n_hit = res or snap.index.lookup(snap.emb, u, a)  # one-user requests, else the pair index
+        res = snap.one_user(u, a) if snap.one_user is not None and len(u) and u[0] == u[-1] else None
+        hit, out, n_hit = res or snap.pairs(u, a)  # one-user requests, else the pair index
         if self._dtype is not None:
             out = out.astype(self._dtype)
         age = time.time() - snap.at_ts

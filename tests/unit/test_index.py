@@ -64,9 +64,10 @@ def _grouped(rng, users, max_ads):
 
 
 @pytest.mark.parametrize("compiled", [True, False])
-def test_user_segments_answer_one_user_requests_like_a_dict(compiled):
+@pytest.mark.parametrize("max_ads", [100, 3000])  # groups hashed per request (<= 1024 rows), and bisected
+def test_user_segments_answer_one_user_requests_like_a_dict(compiled, max_ads):
     rng = np.random.default_rng(3)
-    keys = _grouped(rng, 300, 100)
+    keys = _grouped(rng, 300 if max_ads == 100 else 30, max_ads)
     emb = rng.standard_normal((len(keys), 64)).astype(np.float16)
     seg = UserSegments(keys)
     assert seg.ok
