@@ -169,10 +169,10 @@ static PyObject *lookup_user(PyObject *self, PyObject *args) {
             /* up to SMALL_MAX ads: a per-request hash table of them (load <= 1/8, in L1), so an
              * absent candidate, the common case, costs one look at an empty slot */
             int16_t small[8 * SMALL_MAX];
-            unsigned bits = 4;
-            while ((1 << bits) < 8 * (e - s)) bits++;
-            unsigned wrap = (1u << bits) - 1;
             int use_small = e - s <= SMALL_MAX;
+            unsigned bits = 4;
+            while (use_small && (1 << bits) < 8 * (e - s)) bits++;
+            unsigned wrap = (1u << bits) - 1;
             if (use_small) {
                 memset(small, -1, sizeof(int16_t) << bits);
                 for (int64_t j = 0; j < e - s; j++) {
