@@ -99,9 +99,7 @@ class PairIndex:
         a = np.ascontiguousarray(ads, dtype=np.int64)
         if compiled:
             return self.bind(emb)(u, a)
-        rows = self.find(u, a, compiled=False)
-        out, hits = gather_rows(emb, rows)
-        return rows >= 0, out, hits
+        return gather_rows(emb, self.find(u, a, compiled=False))
 
     def bind(self, emb: np.ndarray):
         """``lookup`` for this ``emb`` as a function of contiguous int64 ``(users, ads)``, with
@@ -117,6 +115,10 @@ class PairIndex:
             return hit, out, _probe.lookup(table, keys, mask, u, a, _NOTHING64, hit, emb, row_bytes, out)
 
         return lookup
+
+    def repeated(self) -> np.ndarray:
+        """Positions in ``keys`` whose pair already appeared earlier (a repeat finds its first row)."""
+        return np.flatnonzero(self.find(self.keys[:, 0], self.keys[:, 1]) != np.arange(len(self.keys)))
 
     def _find_numpy(self, users: np.ndarray, ads: np.ndarray) -> np.ndarray:
         n = len(users)
@@ -150,20 +152,22 @@ class PairIndex:
             idx, u, a, fp, pos = idx[more], u[more], a[more], fp[more], pos[more] + step
 
 
-def gather_rows(emb: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, int]:
-    """``emb[rows]`` with zero rows where ``rows < 0``; returns ``(out, hits)``."""
+def gather_rows(emb: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(hit, out, hits)`` for row numbers ``rows`` (-1 = absent): ``out`` is ``emb[rows]`` with
+    zero rows for misses (the numpy counterpart of the compiled lookups)."""
     out = np.take(emb, rows, axis=0) if len(emb) else np.zeros((len(rows), emb.shape[1]), emb.dtype)
-    miss = rows < 0
-    out[miss] = 0
-    return out, int(len(rows) - miss.sum())
+    hit = rows >= 0
+    out[~hit] = 0
+    return hit, out, int(hit.sum())
 
 
 class UserSegments:
     """Rows grouped by user with ads sorted inside each group (the order plans and shards have).
 
     Built only when the data has that layout (``ok``). A one-user request then costs one probe of
-    a small user table and a binary search per ad inside that user's few, cache-resident rows,
-    instead of one random memory access per ad."""
+    a small user table and, per ad, one look into a per-request hash of that user's few,
+    cache-resident ads (a binary search for users with over 1,024 rows), instead of one random
+    memory access per ad."""
 
     def __init__(self, keys: np.ndarray):
         users, ads = keys[:, 0], keys[:, 1]
@@ -177,8 +181,7 @@ class UserSegments:
         self.segments[:, 0], self.segments[:, 2], self.segments[:, 3] = users[starts], starts, np.r_[brk, n]
         self.ok = bool(n) and bool(((ads[1:] > ads[:-1]) | (users[1:] != users[:-1])).all())
         self.users = PairIndex(np.ascontiguousarray(self.segments[:, :2]))
-        if self.ok:  # each user in one group only: every group finds itself, not an earlier one
-            self.ok = bool((self.users.find(users[starts], np.zeros(len(starts), np.int64)) == np.arange(len(starts))).all())
+        self.ok = self.ok and not len(self.users.repeated())  # each user in one group only
         self.nbytes = self.segments.nbytes + self.users.keys.nbytes + self.users.nbytes
 
     def lookup(self, emb: np.ndarray, users: np.ndarray, ads: np.ndarray,
@@ -198,8 +201,7 @@ class UserSegments:
             p = np.searchsorted(seg, a).clip(0, max(e - s - 1, 0))
             hit = seg[p] == a if e > s else np.zeros(len(a), bool)
             rows[hit] = s + p[hit]
-        out, hits = gather_rows(emb, rows)
-        return rows >= 0, out, hits
+        return gather_rows(emb, rows)
 
     def bind(self, emb: np.ndarray):
         """``lookup`` for this ``emb`` as a function of contiguous int64 ``(users, ads)`` (see

@@ -79,8 +79,8 @@ class _Snapshot:
     user_mean_ids: np.ndarray | None = None
     user_mean: np.ndarray | None = None
     nbytes: int = field(default=0)
-    pairs: Callable | None = None  # index.bind(emb): (users, ads) -> (hit, out, hits)
-    one_user: Callable | None = None  # segments.bind(emb), when rows are grouped by user
+    pairs: Callable = field(init=False, repr=False)  # index.bind(emb): (users, ads) -> (hit, out, hits)
+    one_user: Callable | None = field(init=False, repr=False)  # segments.bind(emb), if grouped by user
 
     def __post_init__(self):
         self.pairs = self.index.bind(self.emb)
@@ -380,7 +380,7 @@ class EmbeddingStore:
         hit, out, n_hit = res or snap.pairs(u, a)  # one-user requests, else the pair index
         if self._dtype is not None:
             out = out.astype(self._dtype)
-        age = time.time() - snap.at_ts
+        age = self.age_s(snap)
         stale = self._max_age_s is not None and age > self._max_age_s
         status = hit.view(np.int8) * np.int8(STALE) if stale else hit.view(np.int8)  # HIT=1, MISS=0
         n_miss = len(u) - n_hit

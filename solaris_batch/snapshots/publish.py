@@ -124,8 +124,7 @@ def write_index(keys: np.ndarray, path: Path) -> dict:
     from solaris_batch.serving.index import PairIndex
 
     index = PairIndex(keys)
-    found = index.find(keys[:, 0], keys[:, 1])  # a repeated pair finds its first occurrence
-    dup = np.flatnonzero(found != np.arange(len(keys)))
+    dup = index.repeated()
     if len(dup):
         u, a = keys[dup[0]]
         raise ValidationFailed(f"{len(dup)} (user_id, ad_id) pairs appear more than once, e.g. ({u}, {a}):"
