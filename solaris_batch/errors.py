@@ -51,3 +51,7 @@ class SnapshotNotFound(SolarisError):
 
 class QualityAlert(SolarisError):
     """A monitored quality metric fell below its threshold (the metrics were still recorded)."""
+
+
+class InvalidInput(SolarisError, TypeError):
+    """A caller passed values of the wrong type or shape (e.g. float ids to ``lookup``)."""

@@ -17,7 +17,6 @@ in-flight lookup drops it. A corrupt new snapshot is refused and the old one kee
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -27,22 +26,28 @@ from bisect import bisect_left
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import xxhash
 
-from solaris_batch.errors import ConfigError, SnapshotNotFound, ValidationFailed
+from solaris_batch.errors import (
+    ConfigError,
+    InvalidInput,
+    SnapshotNotFound,
+    SolarisError,
+    ValidationFailed,
+)
 from solaris_batch.hashing import shard_of
-from solaris_batch.serving.index import PairIndex, UserSegments
+from solaris_batch.schemas import embedding_shard_schema
 from solaris_batch.serving.memory import prefaulted_empty
-from solaris_batch.snapshots.publish import read_current, read_manifest
+from solaris_batch.snapshots.index import PairIndex, UserSegments
+from solaris_batch.snapshots.manifest import INDEX, FileEntry, Manifest, verify_bytes
+from solaris_batch.snapshots.publish import load_manifest, read_pointer, snapshot_dir
 from solaris_batch.snapshots.shards import decode_embeddings
 from solaris_batch.snapshots.storage import Root, safe_name
-from solaris_batch.timeutil import parse_duration, parse_time
+from solaris_batch.timeutil import parse_duration
 
 log = logging.getLogger(__name__)
 MISS, HIT, STALE = 0, 1, 2
@@ -69,7 +74,6 @@ class LookupResult:
 @dataclass
 class _Snapshot:
     snapshot_id: str
-    at: datetime | None
     dim: int
     keys: np.ndarray  # (n, 2) int64: user_id, ad_id
     emb: np.ndarray  # (n, dim) float16
@@ -91,58 +95,46 @@ class _Snapshot:
         return self.keys[:, 0]
 
 
-def _read_file(root: Root, rel: str, entry: dict, verify: str) -> pa.Buffer:
-    data = root.read_buffer(rel)
-    _verify_bytes(memoryview(data), entry, verify, rel)
+def _read_file(root: Root, rel: str, entry: FileEntry, verify: str) -> pa.Buffer:
+    try:
+        data = root.read_buffer(rel)
+    except FileNotFoundError:
+        raise ValidationFailed(f"snapshot file {rel} is missing: the snapshot is incomplete; refused") from None
+    verify_bytes(memoryview(data), entry, verify, rel)
     return data
 
 
-def _verify_bytes(data, entry: dict, verify: str, rel: str) -> None:
-    if len(data) != entry["bytes"]:
-        raise ValidationFailed(f"snapshot file {rel} has {len(data)} bytes, manifest says {entry['bytes']}: refused")
-    if verify == "full":
-        ok = hashlib.sha256(data).hexdigest() == entry["sha256"]
-    elif verify == "fast":
-        ok = xxhash.xxh3_128_hexdigest(data) == entry["xxh3_128"]
-    elif verify == "none":
-        ok = True
-    else:
-        raise ConfigError(f"verify={verify!r}: choose fast (XXH3-128, default), full (sha256) or none")
-    if not ok:
-        raise ValidationFailed(f"snapshot file {rel} fails its {verify} checksum: refusing to serve it")
-
-
-def _decode(data: pa.Buffer, columns: list[str]) -> pa.Table:
-    try:
-        return pq.read_table(pa.BufferReader(data), columns=columns)
-    except (pa.ArrowException, OSError) as e:
-        raise ValidationFailed(f"snapshot file is not readable Parquet ({e}): refused") from None
-
-
-def _row_groups(data: pa.Buffer, columns: list[str], rows: int | None, rel: str):
-    """Decode one row group at a time (small, reused decode buffers); ``rows`` checks the total."""
+def _row_groups(data: pa.Buffer, columns: list[str], m: Manifest, entry: FileEntry, rel: str):
+    """Decode one row group at a time (small, reused decode buffers), refusing a file whose schema
+    or row count differs from what the manifest says, or that holds nulls."""
+    want = embedding_shard_schema(m.dim).remove_metadata()
     try:
         pf = pq.ParquetFile(pa.BufferReader(data))
-        if rows is not None and pf.metadata.num_rows != rows:
-            raise ValidationFailed(f"snapshot file {rel} holds {pf.metadata.num_rows} rows, manifest says {rows}: refused")
+        if not pf.schema_arrow.remove_metadata().equals(want):
+            raise ValidationFailed(f"snapshot file {rel} does not have the embedding schema of dim {m.dim}: refused")
+        if pf.metadata.num_rows != entry.rows:
+            raise ValidationFailed(f"snapshot file {rel} holds {pf.metadata.num_rows} rows, manifest says"
+                                   f" {entry.rows}: refused")
         for g in range(pf.num_row_groups):
-            yield pf.read_row_group(g, columns=columns, use_threads=False)
+            t = pf.read_row_group(g, columns=columns, use_threads=False)
+            if any(c.null_count for c in t.columns):
+                raise ValidationFailed(f"snapshot file {rel} holds nulls: refused")
+            yield t
     except (pa.ArrowException, OSError) as e:
-        raise ValidationFailed(f"snapshot file {rel} is not readable Parquet ({e}): refused") from None
+        raise ValidationFailed(f"snapshot file {rel} is not readable Parquet ({str(e)[:100]}): refused") from None
 
 
-def _read_index(root: Root, base: str, m: dict, n: int, verify: str) -> np.ndarray | None:
+def _read_index(root: Root, base: str, m: Manifest, n: int, verify: str) -> np.ndarray | None:
     """The pair index built at publish time, or None when the manifest has none for this layout."""
-    ix = m.get("index")
-    if not ix or ix.get("format") != PairIndex.FORMAT or ix.get("rows") != n:
+    ix = m.index
+    if ix is None or ix.format != PairIndex.FORMAT or ix.rows != n:
         return None
-    if ix.get("name") != "_index.bin":
-        raise ValidationFailed(f"manifest of {base} names unexpected index file {ix.get('name')!r}")
-    if ix["bytes"] != 8 * ix["slots"]:
-        raise ValidationFailed(f"index of {base}: {ix['bytes']} bytes for {ix['slots']} slots: refused")
-    table = prefaulted_empty((ix["slots"],), np.int64)
-    root.read_into(f"{base}/_index.bin", table)
-    _verify_bytes(memoryview(table).cast("B"), ix, verify, f"{base}/_index.bin")
+    table = prefaulted_empty((ix.slots,), np.int64)
+    try:
+        root.read_into(f"{base}/{INDEX}", table)
+    except FileNotFoundError:
+        raise ValidationFailed(f"{base}/{INDEX} is missing: the snapshot is incomplete; refused") from None
+    verify_bytes(memoryview(table).cast("B"), ix, verify, f"{base}/{INDEX}")
     return table
 
 
@@ -151,21 +143,27 @@ def _load_threads() -> int:
 
 
 def load_snapshot(root: Root, model: str, snapshot_id: str, shard: tuple[int, int] | None = None,
-                  verify: str = "fast", fallback: str = "zeros", threads: int | None = None) -> _Snapshot:
+                  verify: str = "fast", fallback: str = "zeros", threads: int | None = None,
+                  expect_sha256: str | None = None) -> _Snapshot:
     """Verify and decode a snapshot's files in parallel (``threads``, default: cores, at most 8)
-    straight into prefaulted huge-page arrays, one row group at a time."""
-    m = read_manifest(root, model, snapshot_id)
-    dim, base, files = int(m["dim"]), f"{model}/snapshots/{snapshot_id}", m["files"]
+    straight into prefaulted huge-page arrays, one row group at a time.
+
+    ``expect_sha256`` is the manifest digest CURRENT records; every field of the manifest is
+    validated (``Manifest.parse``) and checked against the files before it sizes any memory."""
+    m = load_manifest(root, model, snapshot_id, expect_sha256)
+    dim, base, files = m.dim, snapshot_dir(model, snapshot_id), m.files
     cols = ["user_id", "ad_id", "embedding"]
 
-    def shard_rows(f: dict) -> int:  # this serving shard's rows in one file, from its user_id column
-        u = _decode(_read_file(root, f"{base}/{f['name']}", f, "none"), ["user_id"]).column(0).to_numpy()
-        return int((shard_of(u, shard[1]) == shard[0]).sum())
+    def shard_rows(f: FileEntry) -> int:  # this serving shard's rows in one file, from its user_id column
+        rel = f"{base}/{f.name}"
+        data = _read_file(root, rel, f, verify)
+        return sum(int((shard_of(t.column(0).to_numpy(), shard[1]) == shard[0]).sum())
+                   for t in _row_groups(data, ["user_id"], m, f, rel))
 
-    def fill(f: dict, off: int, count: int) -> None:
-        rel = f"{base}/{f['name']}"
+    def fill(f: FileEntry, off: int, count: int) -> None:
+        rel = f"{base}/{f.name}"
         k, end = off, off + count
-        for t in _row_groups(_read_file(root, rel, f, verify), cols, int(f["rows"]), rel):
+        for t in _row_groups(_read_file(root, rel, f, verify), cols, m, f, rel):
             for cu, ca, ce in zip(*(t.column(i).chunks for i in range(3)), strict=True):
                 u, a, e = cu.to_numpy(), ca.to_numpy(), decode_embeddings(ce, dim)
                 if shard is not None:
@@ -179,10 +177,8 @@ def load_snapshot(root: Root, model: str, snapshot_id: str, shard: tuple[int, in
             raise ValidationFailed(f"snapshot file {rel} holds {k - off} rows, manifest says {count}: refused")
 
     with ThreadPoolExecutor(threads or _load_threads(), thread_name_prefix="solaris-load") as pool:
-        counts = [int(f["rows"]) for f in files] if shard is None else list(pool.map(shard_rows, files))
+        counts = [f.rows for f in files] if shard is None else list(pool.map(shard_rows, files))
         n = sum(counts)
-        if shard is None and n != int(m["rows"]):
-            raise ValidationFailed(f"snapshot {snapshot_id}: files hold {n} rows, manifest says {m['rows']}: refused")
         keys = prefaulted_empty((n, 2), np.int64)
         emb = prefaulted_empty((n, dim), "<f2")
         index_job = pool.submit(_read_index, root, base, m, n, verify) if shard is None else None
@@ -190,12 +186,11 @@ def load_snapshot(root: Root, model: str, snapshot_id: str, shard: tuple[int, in
         for job in [pool.submit(fill, f, o, c) for f, o, c in zip(files, offsets, counts, strict=True)]:
             job.result()
         table = index_job.result() if index_job else None
-    index = PairIndex.from_table(keys, table, m["index"]["mask"]) if table is not None else PairIndex(keys)
+    index = PairIndex.from_table(keys, table, m.index.mask) if table is not None else PairIndex(keys)
     users = keys[:, 0]
     segments = UserSegments(keys)
     segments = segments if segments.ok else None  # data not grouped by user: the pair index only
-    snap = _Snapshot(snapshot_id, parse_time(m["plan_at"]) if m.get("plan_at") else None, dim, keys, emb,
-                     index, segments)
+    snap = _Snapshot(snapshot_id, dim, keys, emb, index, segments, m.at_ts)
     if fallback == "user_mean" and n:
         o = np.argsort(users, kind="stable")
         su = users[o]
@@ -203,11 +198,18 @@ def load_snapshot(root: Root, model: str, snapshot_id: str, shard: tuple[int, in
         sums = np.add.reduceat(emb[o].astype(np.float32), starts, axis=0)
         snap.user_mean_ids = su[starts]
         snap.user_mean = sums / np.diff(np.r_[starts, n])[:, None]
-    if snap.at is not None:
-        snap.at_ts = snap.at.timestamp()
     snap.nbytes = keys.nbytes + emb.nbytes + snap.index.nbytes + (segments.nbytes if segments else 0) + (
         snap.user_mean.nbytes + snap.user_mean_ids.nbytes if snap.user_mean is not None else 0)
     return snap
+
+
+def _ids(x, what: str) -> np.ndarray:
+    """``x`` as a contiguous int64 array; non-integer ids are refused, never truncated or wrapped."""
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if (arr.size and arr.dtype.kind not in "iu") or (arr.dtype == np.uint64 and len(arr) and arr.max() > np.iinfo(np.int64).max):
+        raise InvalidInput(f"{what} must be integers (int64), got dtype {arr.dtype}: convert ids before lookup,"
+                           " fractional or NaN ids are never truncated")
+    return np.ascontiguousarray(arr, dtype=np.int64)
 
 
 LATENCY_BUCKETS = (25e-6, 50e-6, 100e-6, 200e-6, 300e-6, 500e-6, 1e-3, 5e-3, 0.05)
@@ -228,7 +230,7 @@ class _Metrics:
         self._lock = threading.Lock()
         self._c = [0, 0, 0, 0, 0.0, 0]  # lookups, hit, miss, stale pairs, latency sum, fallbacks
         self._buckets = [0] * (len(LATENCY_BUCKETS) + 1)
-        self._reloads = {"ok": 0, "refused": 0}
+        self._reloads: dict[tuple[str, str], int] = {("ok", ""): 0}
         self.registry.register(self)
 
     def record(self, n_hit: int, n_miss: int, stale: bool, n_fallback: int, seconds: float) -> None:
@@ -242,9 +244,9 @@ class _Metrics:
             c[5] += n_fallback
             self._buckets[b] += 1
 
-    def reload(self, result: str) -> None:
+    def reload(self, result: str, reason: str = "") -> None:
         with self._lock:
-            self._reloads[result] += 1
+            self._reloads[result, reason] = self._reloads.get((result, reason), 0) + 1
 
     def close(self) -> None:
         try:
@@ -282,9 +284,10 @@ class _Metrics:
         f.add_metric(lab, [(floatToGoString(le), v) for le, v in zip((*LATENCY_BUCKETS, float("inf")), cum, strict=True)],
                      sum_value=c[4])
         yield f
-        f = CounterMetricFamily("solaris_reloads", "reload attempts by result", labels=["model", "result"])
-        for k, v in reloads.items():
-            f.add_metric([*lab, k], v)
+        f = CounterMetricFamily("solaris_reloads", "reload attempts by result (refusals by reason)",
+                                labels=["model", "result", "reason"])
+        for (result, reason), v in reloads.items():
+            f.add_metric([*lab, result, reason], v)
         yield f
         if store is not None:
             f = GaugeMetricFamily("solaris_snapshot_age_seconds", "age of the served snapshot", labels=["model"])
@@ -334,13 +337,17 @@ class EmbeddingStore:
             raise ConfigError(f"fallback {fallback!r} unknown: choose one of {', '.join(FALLBACKS)}")
         if shard is not None and not (0 <= shard[0] < shard[1]):
             raise ConfigError(f"shard {shard} must be (i, n) with 0 <= i < n")
+        if verify not in ("fast", "full", "none"):
+            raise ConfigError(f"verify={verify!r}: choose fast (XXH3-128, default), full (sha256) or none")
         r, model = Root.open(root), safe_name(model_name, "model name")
-        snap_id = safe_name(snapshot_id, "snapshot id") if snapshot_id else read_current(r, model)
+        pointer = read_pointer(r, model)
+        snap_id = safe_name(snapshot_id, "snapshot id") if snapshot_id else (pointer and pointer.snapshot_id)
         if snap_id is None:
             raise SnapshotNotFound(
                 f"no CURRENT snapshot for model {model!r} under {r}: publish one with 'solaris publish'"
                 " or check --model-name / SOLARIS_MODEL_NAME")
-        snap = load_snapshot(r, model, snap_id, shard, verify, fallback, load_threads)
+        digest = pointer.manifest_sha256 if pointer and pointer.snapshot_id == snap_id else None
+        snap = load_snapshot(r, model, snap_id, shard, verify, fallback, load_threads, digest)
         return cls(r, model, snap, shard, max_age, fallback, verify, registry, dtype, load_threads)
 
     # ---------------------------------------------------------------------------------------
@@ -372,10 +379,9 @@ class EmbeddingStore:
         """Embeddings for equal-length int64 arrays of user and ad ids (one snapshot per call)."""
         t0 = time.perf_counter()
         snap = self._snap  # one reference: this call never mixes snapshots
-        u = np.ascontiguousarray(user_ids, dtype=np.int64)
-        a = np.ascontiguousarray(ad_ids, dtype=np.int64)
+        u, a = _ids(user_ids, "user_ids"), _ids(ad_ids, "ad_ids")
         if u.shape != a.shape or u.ndim != 1:
-            raise ValueError("user_ids and ad_ids must be 1-d arrays of equal length")
+            raise InvalidInput(f"user_ids {u.shape} and ad_ids {a.shape} must be 1-d arrays of equal length")
         res = snap.one_user(u, a) if snap.one_user is not None and len(u) and u[0] == u[-1] else None
         hit, out, n_hit = res or snap.pairs(u, a)  # one-user requests, else the pair index
         if self._dtype is not None:
@@ -403,24 +409,38 @@ class EmbeddingStore:
 
     # ---------------------------------------------------------------------------------------
     def reload(self) -> bool:
-        """Swap in the snapshot CURRENT names now, if it changed. Readers are never blocked; a
-        snapshot that fails verification is refused (returns False) and the old one keeps serving."""
+        """Swap in the snapshot CURRENT names now, if it changed. Readers are never blocked.
+
+        Reload can fail, the store cannot: whatever goes wrong while reading or loading the new
+        snapshot (a corrupt pointer, manifest or file, a dim change, an I/O error, a bug) is caught,
+        counted in ``solaris_reloads_total{result="refused", reason=...}``, logged once per distinct
+        error, and the old snapshot keeps serving (returns False)."""
         with self._reload_lock:
             try:
-                snap_id = read_current(self._root, self._model)
-                if snap_id is None or snap_id == self._snap.snapshot_id:
+                pointer = read_pointer(self._root, self._model)
+                if pointer is None or pointer.snapshot_id == self._snap.snapshot_id:
                     return False
-                new = load_snapshot(self._root, self._model, snap_id, self._shard, self._verify, self._fallback,
-                                    self._load_threads)
-            except (ValidationFailed, SnapshotNotFound, ConfigError, OSError, pa.ArrowException) as e:
-                self.last_reload_error = str(e)
-                self.metrics.reload("refused")
-                log.warning("keeping snapshot %s: reload refused: %s", self._snap.snapshot_id, e)
+                new = load_snapshot(self._root, self._model, pointer.snapshot_id, self._shard, self._verify,
+                                    self._fallback, self._load_threads, pointer.manifest_sha256)
+                if new.dim != self._snap.dim:
+                    raise ValidationFailed(f"snapshot {pointer.snapshot_id} has dim {new.dim}, this store serves"
+                                           f" dim {self._snap.dim}: open a new store to change width")
+            except Exception as e:  # the trust boundary: nothing read from storage may stop the store
+                self._refused(e)
                 return False
             self._snap = new  # atomic reference swap
             self.last_reload_error = None
             self.metrics.reload("ok")
             return True
+
+    def _refused(self, e: Exception) -> None:
+        reason = type(e).__name__ if isinstance(e, SolarisError | OSError | pa.ArrowException) else "unexpected"
+        self.metrics.reload("refused", reason)
+        msg = f"{type(e).__name__}: {e}"
+        if msg != self.last_reload_error:  # once per distinct error, not once per watcher tick
+            log.warning("keeping snapshot %s: reload refused: %s", self._snap.snapshot_id, msg,
+                        exc_info=reason == "unexpected")
+        self.last_reload_error = msg
 
     def start_watcher(self, interval_s: float = 30.0) -> None:
         """Reload automatically in a daemon thread every ``interval_s`` seconds."""
@@ -430,7 +450,10 @@ class EmbeddingStore:
 
         def loop():
             while not self._stop.wait(interval_s):
-                self.reload()
+                try:
+                    self.reload()
+                except Exception as e:  # reload() catches its own; this keeps the watcher alive regardless
+                    self._refused(e)
 
         self._watcher = threading.Thread(target=loop, daemon=True, name=f"solaris-watch-{self._model}")
         self._watcher.start()

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from solaris_batch.errors import ValidationFailed
 from solaris_batch.schemas import embedding_shard_schema
 
 META_PREFIX = "solaris."
@@ -100,11 +102,73 @@ def read_shard_meta(path: Path) -> dict[str, str] | None:
     """The ``solaris.*`` metadata of a shard, or None if the file is absent or unreadable."""
     try:
         kv = pq.read_metadata(path).metadata or {}
-    except (FileNotFoundError, OSError, pa.ArrowInvalid):
+    except (FileNotFoundError, OSError, pa.ArrowException):
         return None
-    return {k.decode()[len(META_PREFIX):]: v.decode() for k, v in kv.items() if k.decode().startswith(META_PREFIX)}
+    return {k.decode("utf-8", "replace")[len(META_PREFIX):]: v.decode("utf-8", "replace") for k, v in kv.items()
+            if k.startswith(META_PREFIX.encode())}
+
+
+@dataclass(frozen=True)
+class ShardMeta:
+    """The typed ``solaris.*`` metadata publish reads from one embedding shard."""
+
+    checkpoint_version: str
+    dim: int
+    plan_fingerprint: str | None
+    plan_at: str | None
+    plan_pairs: int | None
+    plan_shards: tuple[int, ...] | None
+    shard: int | None
+    failed_pairs: int
+
+    @classmethod
+    def read(cls, path: Path) -> ShardMeta:
+        """Parse a shard's metadata; a missing or mistyped key raises ``ValidationFailed`` naming it."""
+        m = read_shard_meta(path)
+        if m is None:
+            raise ValidationFailed(f"{path} is not a readable Parquet file: re-run inference for its shard")
+
+        def need(key: str, how: str) -> str:
+            if key not in m:
+                raise ValidationFailed(f"{path} has no {META_PREFIX}{key} metadata: write shards with"
+                                       f" write_embedding_shard(..., {key}={how})")
+            return m[key]
+
+        def as_int(key: str, text: str | None) -> int | None:
+            if text is None:
+                return None
+            try:
+                v = int(text)
+            except ValueError:
+                raise ValidationFailed(f"{path}: metadata {META_PREFIX}{key}={text[:40]!r} is not an integer") from None
+            if v < 0:
+                raise ValidationFailed(f"{path}: metadata {META_PREFIX}{key}={v} is negative")
+            return v
+
+        shards = m.get("plan_shards")
+        return cls(
+            checkpoint_version=need("checkpoint_version", "<the FM checkpoint's version>"),
+            dim=as_int("dim", need("dim", "<embedding width>")),
+            plan_fingerprint=m.get("plan_fingerprint"), plan_at=m.get("plan_at"),
+            plan_pairs=as_int("plan_pairs", m.get("plan_pairs")),
+            plan_shards=None if shards is None else tuple(as_int("plan_shards", x) for x in shards.split(",") if x),
+            shard=as_int("shard", m.get("shard")), failed_pairs=as_int("failed_pairs", m.get("failed_pairs", "0")),
+        )
+
+    @property
+    def has_plan(self) -> bool:
+        return None not in (self.plan_fingerprint, self.plan_pairs, self.plan_shards, self.shard)
 
 
 def list_shards(emb_dir: Path) -> list[Path]:
-    return sorted(Path(emb_dir).glob("part-*.parquet"))
+    """The embedding shard files of ``emb_dir``; a ``part-*`` file that breaks the snapshot naming
+    rule (``part-NNNNN.parquet``) is refused, since the loader would refuse it after the flip."""
+    from solaris_batch.snapshots.manifest import is_part_name
+
+    paths = sorted(Path(emb_dir).glob("part-*"))
+    odd = [p.name for p in paths if not is_part_name(p.name)]
+    if odd:
+        raise ValidationFailed(f"{emb_dir} holds files named {odd[:3]}: shard files must be named part-NNNNN.parquet;"
+                               " move the others out")
+    return paths
 

@@ -8,11 +8,15 @@ the final pointer write is the commit. Paths inside a root are relative ``a/b/c`
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import mmap
 import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,12 +24,14 @@ import pyarrow.fs as pafs
 
 from solaris_batch.errors import ConfigError, ValidationFailed
 
-_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+log = logging.getLogger(__name__)
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def safe_name(name: str, what: str) -> str:
     """Refuse names that could escape a folder (``..``, slashes, empty, hidden)."""
-    if not isinstance(name, str) or not _SAFE.match(name) or ".." in name:
+    if not isinstance(name, str) or not SAFE_NAME.match(name) or ".." in name:
         raise ConfigError(f"unsafe {what} {name!r}: use letters, digits, '.', '_' and '-' only")
     return name
 
@@ -63,7 +69,8 @@ class Root:
         if len(data) != len(view):
             raise ValidationFailed(f"{self}/{rel} holds {len(data)} bytes, expected {len(view)}: refused")
         view[:] = data
-    def read_text(self, rel: str) -> str | None: ...
+    def read_optional(self, rel: str) -> bytes | None:
+        """The file's bytes, or None where there is no such file."""
     def exists(self, rel: str) -> bool: ...
     def listdir(self, rel: str) -> list[str]: ...
     def write_text(self, rel: str, text: str) -> None:
@@ -73,9 +80,13 @@ class Root:
         """Folder to write a new snapshot into before ``commit_dir``."""
     def commit_dir(self, tmp_rel: str, final_rel: str) -> None: ...
     def delete_dir(self, rel: str) -> None: ...
-    def open_input(self, rel: str): ...
-    def local_path(self, rel: str) -> Path | None:
-        return None
+
+    @contextmanager
+    def lock(self, rel: str) -> Iterator[None]:
+        """Hold the exclusive writer lock of folder ``rel`` (one publisher, rollback or gc at a
+        time). Object stores offer no lock through pyarrow: there it is a no-op, and writers must
+        be serialized outside (e.g. one Airflow pool slot)."""
+        yield
 
 
 class LocalRoot(Root):
@@ -89,9 +100,6 @@ class LocalRoot(Root):
 
     def _p(self, rel: str) -> Path:
         return self.base / rel
-
-    def local_path(self, rel: str) -> Path:
-        return self._p(rel)
 
     def read_bytes(self, rel):
         return self._p(rel).read_bytes()
@@ -116,9 +124,11 @@ class LocalRoot(Root):
             if f.readinto(view) != len(view) or f.read(1):
                 raise ValidationFailed(f"{self._p(rel)} does not hold exactly {len(view)} bytes: refused")
 
-    def read_text(self, rel):
-        p = self._p(rel)
-        return p.read_text() if p.exists() else None
+    def read_optional(self, rel):
+        try:
+            return self._p(rel).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
 
     def exists(self, rel):
         return self._p(rel).exists()
@@ -161,8 +171,8 @@ class LocalRoot(Root):
 
     def commit_dir(self, tmp_rel, final_rel):
         dst = self._p(final_rel)
-        if dst.exists():  # an earlier attempt without a manifest: never served, safe to replace
-            shutil.rmtree(dst)
+        if dst.exists():  # not a complete snapshot (the caller checked): set aside for gc, never deleted here
+            os.replace(dst, dst.with_name(f".tmp-{dst.name}-stale-{uuid.uuid4().hex[:8]}"))
         self._fsync_dir(self._p(tmp_rel))
         os.replace(self._p(tmp_rel), dst)
         self._fsync_dir(dst.parent)
@@ -170,8 +180,22 @@ class LocalRoot(Root):
     def delete_dir(self, rel):
         shutil.rmtree(self._p(rel), ignore_errors=True)
 
-    def open_input(self, rel):
-        return pa.OSFile(str(self._p(rel)))
+    @contextmanager
+    def lock(self, rel):
+        """``flock`` on ``rel/.lock``: released by the kernel when the holder dies, so a killed
+        publisher never leaves the folder locked."""
+        d = self._p(rel)
+        d.mkdir(parents=True, exist_ok=True)
+        with open(d / ".lock", "a+b") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("waiting for the writer lock on %s (another publish, rollback or gc holds it)", d)
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 class FsRoot(Root):
@@ -190,8 +214,13 @@ class FsRoot(Root):
         with self.fs.open_input_stream(self._p(rel)) as f:
             return f.read()
 
-    def read_text(self, rel):
-        return self.read_bytes(rel).decode() if self.exists(rel) else None
+    def read_optional(self, rel):
+        if self.fs.get_file_info(self._p(rel)).type != pafs.FileType.File:
+            return None
+        try:
+            return self.read_bytes(rel)
+        except FileNotFoundError:  # deleted since the check
+            return None
 
     def exists(self, rel):
         return self.fs.get_file_info(self._p(rel)).type != pafs.FileType.NotFound
@@ -218,6 +247,3 @@ class FsRoot(Root):
     def delete_dir(self, rel):
         if self.exists(rel):
             self.fs.delete_dir(self._p(rel))
-
-    def open_input(self, rel):
-        return self.fs.open_input_file(self._p(rel))

@@ -26,22 +26,7 @@ from solaris_batch.snapshots.publish import (
 )
 from solaris_batch.snapshots.shards import write_embedding_shard
 from solaris_batch.snapshots.storage import FsRoot, LocalRoot
-
-DIM = 4
-
-
-def make_emb(path, version: int, hour: int = 5, users=(11, 12, 13), ads_per_user=3, files=1):
-    """Embeddings whose every value equals ``version`` (so a result shows which snapshot it came
-    from); pairs (u, 100 + k); plan time 2026-11-20T<hour>:00Z."""
-    u = np.repeat(np.array(users, dtype=np.int64), ads_per_user)
-    a = np.tile(100 + np.arange(ads_per_user, dtype=np.int64), len(users))
-    meta = {"checkpoint_version": f"ck{version}", "plan_fingerprint": f"fp{version}",
-            "plan_at": f"2026-11-20T{hour:02d}:00:00+00:00", "plan_pairs": str(len(u)),
-            "plan_shards": ",".join(map(str, range(files)))}
-    for f, idx in enumerate(np.array_split(np.arange(len(u)), files)):
-        emb = np.full((len(idx), DIM), float(version)) + np.arange(len(idx))[:, None] * 0  # constant per snapshot
-        write_embedding_shard(path / f"part-{f:05d}.parquet", u[idx], a[idx], emb, **meta, shard=str(f))
-    return path
+from tests.snapshot_fixtures import DIM, make_emb, resign
 
 
 def test_lookup_statuses_fallbacks_shards_and_metrics(tmp_path):
@@ -125,12 +110,21 @@ def test_multi_file_load_matches_pyarrow_and_checks_row_counts(tmp_path):
     store = EmbeddingStore.open(root, "fm")
     r = store.lookup(ref_u, ref_a)
     assert r.hit.all() and np.array_equal(r.embeddings, ref_e) and len(store) == len(u)
-    # a manifest whose per-file row counts were moved between files (same total) is refused
+    # a manifest whose per-file row counts were moved between files (same total) is refused: by
+    # its digest when edited by hand, and by the files' own row counts when re-signed
     mpath = root / "fm" / "snapshots" / sid / "_manifest.json"
     m = json.loads(mpath.read_text())
     m["files"][0]["rows"] += 1
     m["files"][1]["rows"] -= 1
     mpath.write_text(json.dumps(m))
+    with pytest.raises(ValidationFailed, match="digest"):
+        EmbeddingStore.open(root, "fm")
+
+    def move_rows(body):
+        body["files"][0]["rows"] += 1
+        body["files"][1]["rows"] -= 1
+
+    resign(root, "fm", sid, move_rows)
     with pytest.raises(ValidationFailed, match="rows"):
         EmbeddingStore.open(root, "fm")
 
@@ -194,7 +188,8 @@ def test_tampered_snapshot_is_refused_and_old_keeps_serving(tmp_path):
     assert store.snapshot_id != new.snapshot_id and (store.lookup(np.array([11]), np.array([100])).embeddings == 1).all()
     with pytest.raises(ValidationFailed, match="checksum"):
         EmbeddingStore.open(root, "fm")
-    assert store.metrics.registry.get_sample_value("solaris_reloads_total", {"model": "fm", "result": "refused"}) == 1
+    assert store.metrics.registry.get_sample_value(
+        "solaris_reloads_total", {"model": "fm", "result": "refused", "reason": "ValidationFailed"}) == 1
 
 
 def test_path_traversal_is_refused(tmp_path):
@@ -204,15 +199,16 @@ def test_path_traversal_is_refused(tmp_path):
         publish(tmp_path / "a", root, "../evil")
     with pytest.raises(ConfigError):
         read_manifest(root, "fm", "../../etc")
-    (root / "fm" / "CURRENT").write_text("../../outside\n")
-    with pytest.raises(ConfigError):
+    for pointer in ("../../outside\n", json.dumps({"snapshot_id": "../../outside", "manifest_sha256": "0" * 64,
+                                                   "generation": 1})):
+        (root / "fm" / "CURRENT").write_text(pointer)
+        with pytest.raises(ValidationFailed):
+            EmbeddingStore.open(root, "fm")
+    with pytest.raises(ValidationFailed, match="bare snapshot id"):  # the pre-digest pointer format
+        (root / "fm" / "CURRENT").write_text(r.snapshot_id + "\n")
         EmbeddingStore.open(root, "fm")
-    (root / "fm" / "CURRENT").write_text(r.snapshot_id + "\n")
-    mpath = root / "fm" / "snapshots" / r.snapshot_id / "_manifest.json"
-    m = json.loads(mpath.read_text())
-    m["files"][0]["name"] = "../../../../etc/passwd"
-    mpath.write_text(json.dumps(m))
-    with pytest.raises(ConfigError):
+    resign(root, "fm", r.snapshot_id, lambda m: m["files"][0].update(name="../../../../etc/passwd"))
+    with pytest.raises(ValidationFailed, match="unexpected file"):
         EmbeddingStore.open(root, "fm")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 try:  # compiled probe loop (built by pip install); the numpy path below is the fallback
-    from solaris_batch.serving import _probe
+    from solaris_batch.snapshots import _probe
 except ImportError:  # pragma: no cover - exercised when the extension was not built
     _probe = None
 
@@ -45,9 +45,22 @@ class PairIndex:
 
     FORMAT = "lp1"  # table layout + pair_hash version; bump when either changes
 
+    @staticmethod
+    def layout(n: int) -> tuple[int, int, int]:
+        """``(mask, min_slots, max_slots)`` of the table built for ``n`` keys: what a table read
+        from storage must match before it is used."""
+        bits = max(4, int(3 * max(n, 1) - 1).bit_length())  # load factor <= 1/3: short runs
+        return (1 << bits) - 1, (1 << bits) + W, (1 << bits) + n + W
+
     @classmethod
     def from_table(cls, keys: np.ndarray, table: np.ndarray, mask: int) -> PairIndex:
-        """Wrap a table built earlier (e.g. at publish time) for the same ``keys`` order."""
+        """Wrap a table built earlier (e.g. at publish time) for the same ``keys`` order; refuses a
+        mask or table size that does not fit ``len(keys)`` (the compiled probe bounds-checks too)."""
+        want, lo, hi = cls.layout(len(keys))
+        if int(mask) != want or not lo <= len(table) <= hi or table.dtype != np.int64:
+            from solaris_batch.errors import ValidationFailed
+
+            raise ValidationFailed(f"pair index (mask {int(mask)}, {len(table)} slots) does not fit {len(keys)} rows")
         self = cls.__new__(cls)
         self.keys, self.table, self.mask = keys, table, np.uint64(mask)
         self.nbytes = table.nbytes
@@ -61,8 +74,8 @@ class PairIndex:
             raise ValueError("PairIndex holds at most 2^31 - 1 rows per snapshot: shard the store")
         self.keys = keys
         users, ads = keys[:, 0], keys[:, 1]
-        bits = max(4, int(3 * max(n, 1) - 1).bit_length())  # load factor <= 1/3: short runs
-        self.mask = np.uint64((1 << bits) - 1)
+        mask = self.layout(n)[0]
+        self.mask = np.uint64(mask)
         h = pair_hash(users, ads)
         packed = np.sort(((h & self.mask) << np.uint64(32)) | np.arange(n, dtype=np.uint64))
         slots = (packed >> np.uint64(32)).astype(np.int64)
@@ -70,9 +83,8 @@ class PairIndex:
         del packed
         i = np.arange(n, dtype=np.int64)
         pos = i + np.maximum.accumulate(slots - i) if n else i
-        self.max_run = int((pos - slots).max()) + 1 if n else 0  # longest home-to-slot distance
         del slots, i
-        table = np.full(max((1 << bits), int(pos[-1]) + 1 if n else 0) + W, -1, dtype=np.int64)
+        table = np.full(max(mask + 1, int(pos[-1]) + 1 if n else 0) + W, -1, dtype=np.int64)
         table[pos] = ((h[rows] >> np.uint64(33)).astype(np.int64) << 32) | rows
         self.table = table
         self.nbytes = table.nbytes

@@ -33,8 +33,11 @@ static inline uint64_t pair_hash(int64_t user, int64_t ad) {
     return h;
 }
 
-/* First slot at or after p whose entry has fingerprint fp (its position), or -1 at an empty slot. */
+/* First slot at or after p whose entry has fingerprint fp (its position), or -1 at an empty slot.
+ * Every slot is bounds-checked here, whatever the mask the caller was given: a table or mask read
+ * from storage can be wrong, and a wrong one must give misses, never a read outside the table. */
 static inline Py_ssize_t scan(const int64_t *T, Py_ssize_t tlen, Py_ssize_t p, int64_t fp) {
+    if (p < 0) return -1;
     for (; p < tlen; p++) {
         int64_t e = T[p];
         if (e < 0) return -1;
@@ -80,14 +83,14 @@ static PyObject *lookup(PyObject *self, PyObject *args) {
         for (Py_ssize_t i = -AHEAD_SLOT; i < q; i++) {
             Py_ssize_t j = i + AHEAD_SLOT;  /* stage 1: hash key j, prefetch its home slot */
             if (j < q) {
-                uint64_t h = pair_hash(U[j], A[j]);
-                pos[j % RING] = (Py_ssize_t)(h & mask);
+                uint64_t h = pair_hash(U[j], A[j]), slot = h & mask;
+                pos[j % RING] = slot < (uint64_t)tlen ? (Py_ssize_t)slot : -1;  /* out of the table: a miss */
                 fp[j % RING] = (int64_t)(h >> 33);
-                __builtin_prefetch(&T[pos[j % RING]]);
+                if (pos[j % RING] >= 0) __builtin_prefetch(&T[pos[j % RING]]);
             }
             j = i + AHEAD_ROW;  /* stage 2: key j's slot has arrived: prefetch its candidate row */
             if (j >= 0 && j < q) {
-                Py_ssize_t p = pos[j % RING] < tlen ? scan(T, tlen, pos[j % RING], fp[j % RING]) : -1;
+                Py_ssize_t p = scan(T, tlen, pos[j % RING], fp[j % RING]);
                 pos[j % RING] = p;
                 if (p >= 0) {
                     int64_t row = T[p] & 0xFFFFFFFFLL;
@@ -147,18 +150,18 @@ static PyObject *lookup_user(PyObject *self, PyObject *args) {
         err = "emb must hold len(keys) rows and emb_out len(users) rows of row_bytes bytes";
     if (!err && q) {
         Py_BEGIN_ALLOW_THREADS
-        uint64_t h = pair_hash(U[0], 0);
-        Py_ssize_t p = (Py_ssize_t)(h & mask);
+        uint64_t h = pair_hash(U[0], 0), slot = h & mask;
+        Py_ssize_t p = slot < (uint64_t)tlen ? (Py_ssize_t)slot : -1;  /* out of the table: a miss */
         int64_t fp = (int64_t)(h >> 33), s = 0, e = 0;
-        if (p < tlen) __builtin_prefetch(&ST[p]);  /* in flight while the users are checked */
+        if (p >= 0) __builtin_prefetch(&ST[p]);  /* in flight while the users are checked */
         for (Py_ssize_t i = 1; i < q && same; i++) same = U[i] == U[0];
         if (same) {
             memset(O, 0, q * row_bytes);
-            for (p = p < tlen ? scan(ST, tlen, p, fp) : -1; p >= 0; p = scan(ST, tlen, p + 1, fp)) {
+            for (p = scan(ST, tlen, p, fp); p >= 0; p = scan(ST, tlen, p + 1, fp)) {
                 int64_t g = ST[p] & 0xFFFFFFFFLL;
                 if (g < ns && SG[4 * g] == U[0]) {
                     s = SG[4 * g + 2], e = SG[4 * g + 3];
-                    if (s < 0 || e > n || s > e) s = e = 0;  /* defensive: bounds come from our own build */
+                    if (s < 0 || e > n || s > e) s = e = 0;  /* bounds out of the keys: no rows */
                     break;
                 }
             }

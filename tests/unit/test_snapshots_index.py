@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from solaris_batch.serving import index as ix
-from solaris_batch.serving.index import PairIndex, UserSegments
+from solaris_batch.snapshots import index as ix
+from solaris_batch.snapshots.index import PairIndex, UserSegments
 
 
 def _pairs(rng, n, users=60):
@@ -13,7 +13,7 @@ def _pairs(rng, n, users=60):
 
 
 def test_the_compiled_probe_is_built():
-    assert ix._probe is not None, "solaris_batch.serving._probe was not compiled: pip install -e . with a C compiler"
+    assert ix._probe is not None, "solaris_batch.snapshots._probe was not compiled: pip install -e . with a C compiler"
 
 
 @pytest.mark.parametrize("compiled", [True, False])
