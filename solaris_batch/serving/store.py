@@ -40,12 +40,18 @@ from solaris_batch.errors import (
     ValidationFailed,
 )
 from solaris_batch.hashing import shard_of
-from solaris_batch.schemas import embedding_shard_schema
 from solaris_batch.serving.memory import prefaulted_empty
 from solaris_batch.snapshots.index import PairIndex, UserSegments
-from solaris_batch.snapshots.manifest import INDEX, FileEntry, Manifest, verify_bytes
+from solaris_batch.snapshots.manifest import (
+    CURRENT,
+    INDEX,
+    FileEntry,
+    Manifest,
+    Pointer,
+    verify_bytes,
+)
 from solaris_batch.snapshots.publish import load_manifest, read_pointer, snapshot_dir
-from solaris_batch.snapshots.shards import decode_embeddings
+from solaris_batch.snapshots.shards import decode_embeddings, has_shard_schema
 from solaris_batch.snapshots.storage import Root, safe_name
 from solaris_batch.timeutil import parse_duration
 
@@ -107,10 +113,9 @@ def _read_file(root: Root, rel: str, entry: FileEntry, verify: str) -> pa.Buffer
 def _row_groups(data: pa.Buffer, columns: list[str], m: Manifest, entry: FileEntry, rel: str):
     """Decode one row group at a time (small, reused decode buffers), refusing a file whose schema
     or row count differs from what the manifest says, or that holds nulls."""
-    want = embedding_shard_schema(m.dim).remove_metadata()
     try:
         pf = pq.ParquetFile(pa.BufferReader(data))
-        if not pf.schema_arrow.remove_metadata().equals(want):
+        if not has_shard_schema(pf.schema_arrow, m.dim):
             raise ValidationFailed(f"snapshot file {rel} does not have the embedding schema of dim {m.dim}: refused")
         if pf.metadata.num_rows != entry.rows:
             raise ValidationFailed(f"snapshot file {rel} holds {pf.metadata.num_rows} rows, manifest says"
@@ -312,6 +317,7 @@ class EmbeddingStore:
         self._stop = threading.Event()
         self.metrics = _Metrics(registry, model, self)
         self.last_reload_error: str | None = None
+        self._refused_raw: bytes | None = None  # the CURRENT bytes last refused
 
     @classmethod
     def open(cls, root: str | Path, model_name: str = "fm", shard: tuple[int, int] | None = None,
@@ -408,17 +414,22 @@ class EmbeddingStore:
             out[idx] = snap.user_mean[pos[known]]
 
     # ---------------------------------------------------------------------------------------
-    def reload(self) -> bool:
+    def reload(self, force: bool = False) -> bool:
         """Swap in the snapshot CURRENT names now, if it changed. Readers are never blocked.
 
         Reload can fail, the store cannot: whatever goes wrong while reading or loading the new
         snapshot (a corrupt pointer, manifest or file, a dim change, an I/O error, a bug) is caught,
-        counted in ``solaris_reloads_total{result="refused", reason=...}``, logged once per distinct
-        error, and the old snapshot keeps serving (returns False)."""
+        counted once in ``solaris_reloads_total{result="refused", reason=...}``, logged, and the old
+        snapshot keeps serving (returns False). A refused CURRENT is not loaded again until it
+        changes (a republish or rollback rewrites it) or ``force=True``; I/O errors are retried."""
         with self._reload_lock:
+            raw = None
             try:
-                pointer = read_pointer(self._root, self._model)
-                if pointer is None or pointer.snapshot_id == self._snap.snapshot_id:
+                raw = self._root.read_optional(f"{self._model}/{CURRENT}")
+                if raw is None or (raw == self._refused_raw and not force):
+                    return False
+                pointer = Pointer.parse(raw, f"{self._root}/{self._model}/{CURRENT}")
+                if pointer.snapshot_id == self._snap.snapshot_id:
                     return False
                 new = load_snapshot(self._root, self._model, pointer.snapshot_id, self._shard, self._verify,
                                     self._fallback, self._load_threads, pointer.manifest_sha256)
@@ -427,9 +438,10 @@ class EmbeddingStore:
                                            f" dim {self._snap.dim}: open a new store to change width")
             except Exception as e:  # the trust boundary: nothing read from storage may stop the store
                 self._refused(e)
+                self._refused_raw = None if isinstance(e, OSError) else raw  # I/O errors may pass: retry
                 return False
             self._snap = new  # atomic reference swap
-            self.last_reload_error = None
+            self.last_reload_error, self._refused_raw = None, None
             self.metrics.reload("ok")
             return True
 

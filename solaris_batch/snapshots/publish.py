@@ -29,7 +29,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from solaris_batch.errors import ConfigError, InputNotFound, SnapshotNotFound, ValidationFailed
-from solaris_batch.schemas import embedding_shard_schema
 from solaris_batch.snapshots.manifest import (
     BAD,
     CURRENT,
@@ -44,7 +43,12 @@ from solaris_batch.snapshots.manifest import (
     parse_bad,
     verify_bytes,
 )
-from solaris_batch.snapshots.shards import ShardMeta, decode_embeddings, list_shards
+from solaris_batch.snapshots.shards import (
+    ShardMeta,
+    decode_embeddings,
+    has_shard_schema,
+    list_shards,
+)
 from solaris_batch.snapshots.storage import Root, safe_name
 from solaris_batch.timeutil import stamp
 
@@ -67,8 +71,7 @@ def _read_shard(p: Path, dim: int) -> tuple[bytes, pa.Table]:
         t = pq.read_table(pa.BufferReader(data))
     except (pa.ArrowException, OSError) as e:
         raise ValidationFailed(f"{p} is not readable Parquet ({str(e)[:100]}): re-run inference for it") from None
-    want = embedding_shard_schema(dim)
-    if not t.schema.remove_metadata().equals(want.remove_metadata()):
+    if not has_shard_schema(t.schema, dim):
         raise ValidationFailed(f"{p} has schema {t.schema.remove_metadata()}, not the embedding shard schema for"
                                f" dim {dim} (user_id int64, ad_id int64, embedding fixed_size_binary[{2 * dim}],"
                                " logit float32)")
@@ -251,16 +254,33 @@ def _complete(r: Root, model: str, snap_id: str) -> bool:
     return True
 
 
-def _flip(r: Root, model: str, m: Manifest, seen: Pointer | None) -> None:
-    """Point CURRENT at ``m``, a compare-and-swap against the pointer ``seen`` when the caller
-    decided: under the writer lock nothing else can have moved it; on lockless object stores this
-    narrows the race to the last read."""
-    now = read_pointer(r, model)
-    if now != seen:
-        raise ValidationFailed(f"CURRENT of {model!r} moved to {now.snapshot_id if now else None} while this"
-                               " writer held it: another writer runs without the lock; retry")
+@dataclass(frozen=True)
+class _Seen:
+    """CURRENT as a writer found it: the raw bytes (for the compare-and-swap), the pointer when
+    they parse, else why not (a writer may replace an unreadable CURRENT: that is the repair)."""
+
+    raw: bytes | None
+    pointer: Pointer | None
+    problem: str = ""
+
+    @classmethod
+    def read(cls, r: Root, model: str) -> _Seen:
+        raw = r.read_optional(f"{model}/{CURRENT}")
+        try:
+            return cls(raw, None if raw is None else Pointer.parse(raw, f"{r}/{model}/{CURRENT}"))
+        except ValidationFailed as e:
+            return cls(raw, None, str(e))
+
+
+def _flip(r: Root, model: str, m: Manifest, seen: _Seen) -> None:
+    """Point CURRENT at ``m``, a compare-and-swap against what the caller ``seen`` when it decided:
+    under the writer lock nothing else can have moved it; on lockless object stores this narrows
+    the race to the last read."""
+    if r.read_optional(f"{model}/{CURRENT}") != seen.raw:
+        raise ValidationFailed(f"CURRENT of {model!r} changed while this writer held it: another writer runs"
+                               " without the lock; retry")
     verify_files(r, m)  # the committed files, read back right before they go live
-    gen = seen.generation + 1 if seen else 1
+    gen = seen.pointer.generation + 1 if seen.pointer else 1
     r.write_text(f"{model}/{CURRENT}", Pointer(m.snapshot_id, m.sha256, gen).encode())
 
 
@@ -295,7 +315,8 @@ def publish(emb_dir: Path, root: str | Path | Root, model_name: str, extra: dict
     with tempfile.TemporaryDirectory() as td, r.lock(model):
         index_path = Path(td) / INDEX  # the lookup index, built once here, not per load
         body["index"] = write_index(keys, index_path)
-        current = read_pointer(r, model)
+        seen = _Seen.read(r, model)
+        current = seen.pointer
         if not allow_schema_change:
             _schema_gate(r, model, current, body)
         body["drift"] = _drift(r, model, current, body)
@@ -318,7 +339,8 @@ def publish(emb_dir: Path, root: str | Path | Root, model_name: str, extra: dict
             note = f"{snap_id} was rolled back as bad and is never promoted again; CURRENT stays {live}"
         elif live is None or snapshot_time(live) <= snapshot_time(snap_id):
             if live != snap_id or current.manifest_sha256 != m.sha256:
-                _flip(r, model, m, current)
+                _flip(r, model, m, seen)
+                note = f"replaced an unreadable CURRENT ({seen.problem})" if seen.problem else note
             live = snap_id
         else:
             note = f"CURRENT stays on newer {live}"
@@ -330,9 +352,12 @@ def rollback(root: str | Path | Root, model_name: str) -> tuple[str, str]:
     Returns ``(bad_id, new_current)``."""
     r, model = _root(root), _model(model_name)
     with r.lock(model):
-        current = read_pointer(r, model)
+        seen = _Seen.read(r, model)
+        current = seen.pointer
         if current is None:
-            raise SnapshotNotFound(f"model {model!r} has no CURRENT snapshot under {r}: nothing to roll back")
+            raise SnapshotNotFound(f"model {model!r} has no readable CURRENT snapshot under {r}"
+                                   f"{f' ({seen.problem})' if seen.problem else ''}: nothing to roll back;"
+                                   " publish a snapshot to replace it")
         bad = read_bad(r, model)
         target = rollback_target(r, model, current.snapshot_id, bad)
         if target is None:
@@ -340,7 +365,7 @@ def rollback(root: str | Path | Root, model_name: str) -> tuple[str, str]:
         m = load_manifest(r, model, target)
         if current.snapshot_id not in bad:
             r.write_text(f"{model}/{BAD}", _bad_text(sorted(set(bad) | {current.snapshot_id})))
-        _flip(r, model, m, current)
+        _flip(r, model, m, seen)
     return current.snapshot_id, target
 
 

@@ -45,6 +45,12 @@ def decode_embeddings(col: pa.Array | pa.ChunkedArray, dim: int) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, dim), dtype="<f2")
 
 
+def has_shard_schema(schema: pa.Schema, dim: int) -> bool:
+    """Whether ``schema`` has the embedding shard's columns and types for ``dim`` (nullability
+    aside: other writers mark fields nullable; readers check null counts instead)."""
+    return [(f.name, f.type) for f in schema] == [(f.name, f.type) for f in embedding_shard_schema(dim)]
+
+
 def _table(user_ids, ad_ids, emb, logits, dim) -> pa.Table:
     return pa.table(
         [pa.array(user_ids, pa.int64()), pa.array(ad_ids, pa.int64()), encode_embeddings(emb),
