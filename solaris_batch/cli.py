@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from solaris_batch.errors import InputNotFound, SolarisError
+from solaris_batch.errors import ConfigError, InputNotFound, SolarisError
 
 
 def _settings(a: argparse.Namespace):
@@ -112,7 +112,7 @@ def cmd_evaluate(a):
 def cmd_ingest(a):
     from solaris_batch.logs.ingest import ingest
 
-    s = ingest(a.format, a.src, a.out)
+    s = ingest(a.format, a.src, a.out, min_ts=a.min_ts, max_ts=a.max_ts)
     print(f"ingest {s.format}: {s.lines:,} lines -> {s.rows:,} rows, {s.requests:,} requests over {s.hours:,} hours"
           f" ({s.first} .. {s.last}); {s.quarantined:,} malformed lines quarantined"
           + (f" -> {a.out}/_quarantine/ingest.parquet" if s.quarantined else "") + f"; log root {a.out}")
@@ -150,7 +150,8 @@ def cmd_publish(a):
         from solaris_batch.speculate.plan import read_plan_info
 
         extra = plan_extra(read_plan_info(a.plan))
-    r = publish(a.embeddings, st.snapshots_root, st.model_name, extra)
+    r = publish(a.embeddings, st.snapshots_root, st.model_name, extra, no_plan=a.no_plan,
+                allow_schema_change=a.allow_schema_change)
     note = f" ({r.note})" if r.note else ""
     print(f"publish: {r.rows:,} rows{note} -> CURRENT={r.current}", file=sys.stderr)
     if r.drift:
@@ -170,9 +171,13 @@ def cmd_snapshots(a):
         r = Root.open(root)
         current, bad = snaps.read_current(r, model), set(snaps.read_bad(r, model))
         for sid in snaps.list_snapshots(r, model):
-            m = snaps.read_manifest(r, model, sid)
             flag = "CURRENT" if sid == current else ("BAD" if sid in bad else "")
-            print(f"{sid}  rows={m['rows']:<10} dim={m['dim']} checkpoint={m['checkpoint_version']} {flag}".rstrip())
+            try:
+                m = snaps.load_manifest(r, model, sid)
+            except SolarisError as e:  # one damaged snapshot must not hide the others
+                print(f"{sid}  UNREADABLE: {e} {flag}".rstrip())
+                continue
+            print(f"{sid}  rows={m.rows:<10} dim={m.dim} checkpoint={m.checkpoint_version} {flag}".rstrip())
     elif a.action == "show":
         if not a.id:
             raise InputNotFound("snapshots show needs a snapshot id (see 'solaris snapshots list')")
@@ -186,10 +191,12 @@ def cmd_snapshots(a):
     elif a.action == "verify":
         from solaris_batch.serving.store import load_snapshot
 
-        sid = a.id or snaps.read_current(root, model)
+        pointer = snaps.read_pointer(root, model)
+        sid = a.id or (pointer and pointer.snapshot_id)
         if sid is None:
             raise InputNotFound(f"model {model!r} has no CURRENT snapshot under {root}")
-        snap = load_snapshot(Root.open(root), model, sid, verify="full")
+        digest = pointer.manifest_sha256 if pointer and pointer.snapshot_id == sid else None
+        snap = load_snapshot(Root.open(root), model, sid, verify="full", expect_sha256=digest)
         print(f"{sid}: {len(snap.keys):,} rows, every file matches its sha256")
 
 
@@ -215,8 +222,11 @@ def cmd_lookup(a):
     from solaris_batch.serving import EmbeddingStore
 
     st = _settings(a)
+    try:
+        ads = np.array([int(x) for x in a.ads.split(",")], dtype=np.int64)
+    except (ValueError, OverflowError):
+        raise ConfigError(f"--ads {a.ads!r} must be comma-separated integer ad ids, e.g. --ads 100,101") from None
     store = EmbeddingStore.open(st.snapshots_root, st.model_name)
-    ads = np.array([int(x) for x in a.ads.split(",")], dtype=np.int64)
     res = store.lookup(np.full(len(ads), a.user, dtype=np.int64), ads)
     for ad, hit, e in zip(ads, res.hit, res.embeddings, strict=True):
         print(json.dumps({"user_id": a.user, "ad_id": int(ad), "hit": bool(hit),
@@ -324,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("format", choices=["movielens", "taobao", "mind"])
     sp.add_argument("--src", type=Path, required=True, help="the dataset file or its folder")
     sp.add_argument("--out", type=Path, required=True, help="log root to write (replaced whole)")
+    sp.add_argument("--min-ts", help="quarantine rows before this UTC time (default 1995-01-01)")
+    sp.add_argument("--max-ts", help="quarantine rows after this UTC time (default: one day after now)")
 
     sp = add("train-fm", cmd_train_fm, "train the reference FM on impressions before --until")
     sp.add_argument("--logs", type=Path)
@@ -352,6 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--root", help="snapshot root (default SOLARIS_SNAPSHOTS)")
     sp.add_argument("--model-name", help="default SOLARIS_MODEL_NAME or fm")
     sp.add_argument("--plan", type=Path, help="plan folder, to record its window in the manifest")
+    sp.add_argument("--no-plan", action="store_true",
+                    help="publish shards written without plan metadata (skips the plan row-count gates)")
+    sp.add_argument("--allow-schema-change", action="store_true",
+                    help="allow an embedding dim/dtype different from CURRENT's (serving stores refuse to"
+                         " reload across widths: restart them)")
 
     sp = add("snapshots", cmd_snapshots, "list, show, verify, roll back or garbage-collect published snapshots")
     sp.add_argument("action", choices=["list", "show", "rollback", "gc", "verify"])
@@ -388,7 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
+    parser = build_parser()
+    a, rest = parser.parse_known_args(argv)
+    if len(rest) == 1 and getattr(a, "id", "") is None and not rest[0].startswith("-"):
+        a.id = rest[0]  # `snapshots show --root X ID`: the id after the options
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         a.fn(a)
     except SolarisError as e:

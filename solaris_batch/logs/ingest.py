@@ -66,17 +66,41 @@ def string_ids(values: pa.Array) -> np.ndarray:
 
 
 def _lines(src: Path, block_size: int):
-    """Yield (first line number, array of lines) blocks of a text file (1-based line numbers)."""
+    """Yield (first line number, array of lines, positions of lines that are not UTF-8) blocks of a
+    text file (1-based line numbers). Undecodable lines become "\\x00", which no parser accepts,
+    so one bad byte costs its line, not the file."""
     reader = pacsv.open_csv(
         src, read_options=pacsv.ReadOptions(column_names=["line"], block_size=block_size),
         parse_options=pacsv.ParseOptions(delimiter="\x01", quote_char=False, escape_char=False,
                                          ignore_empty_lines=False),
-        convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()}))
+        convert_options=pacsv.ConvertOptions(column_types={"line": pa.binary()}))
     n = 1
     for batch in reader:
-        col = batch.column(0)
-        yield n, col
+        raw = batch.column(0)
+        try:
+            col, undecodable = raw.cast(pa.string()), np.zeros(0, np.int64)
+        except pa.ArrowInvalid:
+            values = raw.to_pylist()
+            undecodable = np.array([i for i, v in enumerate(values) if not _utf8(v)], np.int64)
+            bad = set(undecodable.tolist())
+            col = pa.array(["\x00" if i in bad else v.decode() for i, v in enumerate(values)], pa.string())
+        yield n, col, undecodable, raw
         n += len(col)
+
+
+def _utf8(b: bytes) -> bool:
+    try:
+        b.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _undecodable(first: int, raw: pa.Array, idx: np.ndarray) -> pa.Table:
+    """Quarantine rows for lines that are not UTF-8: the bytes shown with backslash escapes."""
+    return pa.table({"line_no": pa.array(first + idx, pa.int64()),
+                     "line": pa.array([raw[int(i)].as_py().decode("utf-8", "backslashreplace") for i in idx], pa.string()),
+                     "reason": pa.array(["not valid UTF-8"] * len(idx), pa.string())})
 
 
 def _fields(lines: pa.Array, sep: str, n: int) -> tuple[list[pa.Array], np.ndarray]:
@@ -97,6 +121,31 @@ def _nums(a: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     ok = pc.match_substring_regex(pc.utf8_trim_whitespace(a), r"^-?\d+(\.\d+)?$").to_numpy(zero_copy_only=False)
     clean = pc.if_else(pa.array(ok), pc.utf8_trim_whitespace(a), "0")
     return pc.cast(clean, pa.float64()).to_numpy(), ok
+
+
+MIN_TS = datetime(1995, 1, 1, tzinfo=UTC)  # MovieLens 100K (1997-98) is the oldest log we ingest
+
+
+def _bounds(min_ts, max_ts) -> tuple[int, int]:
+    """Plausible event times as UNIX microseconds: [min_ts or 1995-01-01, max_ts or now + 1 day]."""
+    from solaris_batch.timeutil import parse_time, to_us
+
+    lo = parse_time(min_ts) if min_ts is not None else MIN_TS
+    hi = parse_time(max_ts) if max_ts is not None else datetime.now(UTC) + timedelta(days=1)
+    if hi <= lo:
+        raise ConfigError(f"--max-ts {hi.isoformat()} must be after --min-ts {lo.isoformat()}")
+    return to_us(lo), to_us(hi)
+
+
+def _plausible(ts: np.ndarray, bounds: tuple[int, int], per_s: int = 1) -> np.ndarray:
+    """Whether times ``ts`` in units of ``1/per_s`` s lie in ``bounds`` (compared in ``ts``'s own
+    unit, so huge values cannot overflow on the way)."""
+    return (ts >= bounds[0] // (1_000_000 // per_s)) & (ts <= bounds[1] // (1_000_000 // per_s))
+
+
+def _range_reason(bounds: tuple[int, int]) -> str:
+    lo, hi = (datetime.fromtimestamp(b / 1e6, UTC).strftime("%Y-%m-%dT%H:%MZ") for b in bounds)
+    return f"timestamp outside the plausible range {lo} .. {hi} (see --min-ts/--max-ts)"
 
 
 def _canonical(request_id, ts_us, user_id, ad_id, position, clicked, surface) -> pa.Table:
@@ -120,7 +169,7 @@ def _bad(first: int, lines: pa.Array, ok: np.ndarray, reason: np.ndarray | str) 
                      "reason": pa.array(list(reasons), pa.string())})
 
 
-def _movielens(first: int, lines: pa.Array, sep: str, header: bool):
+def _movielens(first: int, lines: pa.Array, bounds: tuple[int, int], sep: str, header: bool):
     if header and first == 1:  # ratings.csv: drop its header line
         lines = lines.slice(1)
         first += 1
@@ -129,10 +178,12 @@ def _movielens(first: int, lines: pa.Array, sep: str, header: bool):
     item, ok_i = _ints(i)
     rating, ok_r = _nums(r)
     ts, ok_t = _ints(t)
+    ok_range = ok_t & _plausible(ts, bounds)
     reason = np.where(~ok, f"expected 4 fields separated by {sep!r}",
                       np.where(~(ok_u & ok_i), "non-numeric user or item id",
-                               np.where(~ok_r, "non-numeric rating", "non-numeric unix timestamp")))
-    good = ok & ok_u & ok_i & ok_r & ok_t
+                               np.where(~ok_r, "non-numeric rating",
+                                        np.where(~ok_t, "non-numeric unix timestamp", _range_reason(bounds)))))
+    good = ok & ok_u & ok_i & ok_r & ok_range
     g = np.flatnonzero(good)
     rid = first + g  # one request per rating line: the line number is a stable request id
     table = _canonical(rid, ts[g] * 1_000_000, user[g], item[g], np.zeros(len(g), np.int32), rating[g] >= 4,
@@ -140,7 +191,7 @@ def _movielens(first: int, lines: pa.Array, sep: str, header: bool):
     return table, _bad(first, lines, good, reason)
 
 
-def _taobao(first: int, lines: pa.Array):
+def _taobao(first: int, lines: pa.Array, bounds: tuple[int, int]):
     if first == 1 and len(lines) and str(lines[0]).startswith("user"):
         lines = lines.slice(1)
         first += 1
@@ -151,10 +202,13 @@ def _taobao(first: int, lines: pa.Array):
     clk_v, ok_c = _ints(clk)
     non_v, ok_n = _ints(nonclk)
     ok_label = ok_c & ok_n & (clk_v + non_v == 1)
+    ok_range = ok_t & _plausible(ts, bounds)
     reason = np.where(~ok, "expected 6 comma-separated fields",
                       np.where(~(ok_u & ok_a), "non-numeric user or adgroup_id",
-                               np.where(~ok_t, "non-numeric time_stamp", "clk/nonclk must be 0/1 and sum to 1")))
-    good = ok & ok_u & ok_t & ok_a & ok_label
+                               np.where(~ok_t, "non-numeric time_stamp",
+                                        np.where(~ok_range, _range_reason(bounds),
+                                                 "clk/nonclk must be 0/1 and sum to 1"))))
+    good = ok & ok_u & ok_range & ok_a & ok_label
     g = np.flatnonzero(good)
     pid_g = pc.utf8_trim_whitespace(pid.take(pa.array(g)))
     pid_h = string_ids(pid_g) if len(g) else np.zeros(0, np.int64)
@@ -183,11 +237,12 @@ def _order_within(rid: np.ndarray) -> np.ndarray:
     return out
 
 
-def _mind(first: int, lines: pa.Array):
+def _mind(first: int, lines: pa.Array, bounds: tuple[int, int]):
     (imp, u, t, _hist, cands), ok = _fields(lines, "\t", 5)
     imp_id, ok_i = _ints(imp)
     ts = pc.strptime(pc.utf8_trim_whitespace(t), format="%m/%d/%Y %I:%M:%S %p", unit="us", error_is_null=True)
     ok_t = pc.is_valid(ts).to_numpy(zero_copy_only=False)
+    ok_t &= _plausible(ts.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False), bounds, 1_000_000)
     items = pc.split_pattern(pc.utf8_trim_whitespace(cands), " ")
     flat = pc.list_flatten(items)
     owner = pc.list_parent_indices(items).to_numpy()
@@ -202,7 +257,8 @@ def _mind(first: int, lines: pa.Array):
     reason = np.where(~ok, "expected 5 tab-separated fields",
                       np.where(~ok_i, "non-numeric impression_id",
                                np.where(~u_ok, "empty user_id",
-                                        np.where(~ok_t, "time is not M/D/YYYY h:mm:ss AM/PM",
+                                        np.where(~ok_t, "time is not M/D/YYYY h:mm:ss AM/PM or "
+                                                 + _range_reason(bounds),
                                                  "impressions must be 'NEWS-0'/'NEWS-1' items"))))
     keep = good[owner]
     o = owner[keep]
@@ -221,10 +277,10 @@ def _parser(fmt: str, src: Path):
     if fmt == "movielens":
         name = src.name
         if name.endswith(".dat"):
-            return lambda f, ls: _movielens(f, ls, "::", header=False)
+            return lambda f, ls, b: _movielens(f, ls, b, "::", header=False)
         if name.endswith(".csv"):
-            return lambda f, ls: _movielens(f, ls, ",", header=True)
-        return lambda f, ls: _movielens(f, ls, "\t", header=False)
+            return lambda f, ls, b: _movielens(f, ls, b, ",", header=True)
+        return lambda f, ls, b: _movielens(f, ls, b, "\t", header=False)
     if fmt == "taobao":
         return _taobao
     if fmt == "mind":
@@ -232,8 +288,14 @@ def _parser(fmt: str, src: Path):
     raise ConfigError(f"unknown ingest format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
-def ingest(fmt: str, src: Path, out: Path, block_size: int = 16 << 20) -> IngestStats:
-    """Convert ``src`` (a file, or a folder holding the format's usual file) into a log root ``out``."""
+def ingest(fmt: str, src: Path, out: Path, block_size: int = 16 << 20, min_ts: str | datetime | None = None,
+           max_ts: str | datetime | None = None) -> IngestStats:
+    """Convert ``src`` (a file, or a folder holding the format's usual file) into a log root ``out``.
+
+    Rows whose time falls outside ``[min_ts, max_ts]`` (default: 1995-01-01 .. one day after now,
+    UTC) are quarantined with their line number, so one bad timestamp cannot create partitions for
+    decades of hours."""
+    bounds = _bounds(min_ts, max_ts)
     src = Path(src)
     if src.is_dir():
         names = {"movielens": ["ratings.dat", "ratings.csv", "u.data"], "taobao": ["raw_sample.csv"],
@@ -253,9 +315,12 @@ def ingest(fmt: str, src: Path, out: Path, block_size: int = 16 << 20) -> Ingest
         requests: set[int] = set()
         hours: set[int] = set()
         bad_parts = []
-        for k, (first, block) in enumerate(_lines(src, block_size)):
+        for k, (first, block, undecodable, raw) in enumerate(_lines(src, block_size)):
             lines += len(block)
-            table, bad = parse(first, block)
+            table, bad = parse(first, block, bounds)
+            if len(undecodable):  # those lines failed parsing as "\x00": say why, show their bytes
+                keep = pc.invert(pc.is_in(bad.column("line_no"), pa.array(first + undecodable, pa.int64())))
+                bad = pa.concat_tables([bad.filter(keep), _undecodable(first, raw, undecodable)])
             if bad.num_rows:
                 bad_parts.append(bad)
                 quarantined += bad.num_rows

@@ -94,3 +94,21 @@ def test_missing_source_is_a_clear_error(tmp_path):
     with pytest.raises(InputNotFound, match="behaviors.tsv"):
         ingest("mind", tmp_path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_implausible_times_and_undecodable_lines_are_quarantined_per_line(tmp_path):
+    src = tmp_path / "u.data"
+    src.write_bytes(b"1\t10\t5\t881250949\n"          # 1997: kept
+                    b"2\t11\t4\t-1\n"                 # 1969: would create a partition per hour since 1970
+                    b"3\t12\t4\t99999999999999\n"     # year 5138: overflowed before
+                    b"4\t1\xff3\t4\t881250949\n"      # one byte that is not UTF-8
+                    b"5\t14\t4\t881254549\n")
+    s = ingest("movielens", src, tmp_path / "ml")
+    assert (s.lines, s.rows, s.quarantined, s.hours) == (5, 2, 3, 2)
+    q = sorted((r["line_no"], r["reason"].split(" (")[0], r["line"]) for r in _quarantine(tmp_path / "ml"))
+    assert [(n, reason[:33]) for n, reason, _ in q] == [
+        (2, "timestamp outside the plausible r"), (3, "timestamp outside the plausible r"), (4, "not valid UTF-8")]
+    assert q[2][2] == "4\t1\\xff3\t4\t881250949"  # the line's bytes, escaped
+    # explicit bounds narrow the range further
+    s = ingest("movielens", src, tmp_path / "ml2", min_ts="1997-12-04T16:00", max_ts="2030-01-01")
+    assert (s.rows, s.quarantined) == (1, 4)
