@@ -11,6 +11,7 @@ import hashlib
 import importlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,8 @@ class LoadedModel:
 
 
 def _sha(path: Path) -> str:
+    if not path.is_file():  # a FIFO or device would block or never end
+        raise CheckpointError(f"{path} is not a regular file: restore the checkpoint or retrain")
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -57,14 +60,21 @@ def save_checkpoint(model: torch.nn.Module, out: Path, meta: dict | None = None,
 
 
 def resolve_class(dotted: str):
-    """Import ``module:Class`` (the FM implementation named in config or a checkpoint)."""
+    """Import ``module:Class`` (the FM implementation named in config or a checkpoint) and check,
+    before anything is called, that it is an ``nn.Module`` subclass implementing ``FMProtocol``
+    (``encode_users`` and ``score``): a checkpoint cannot make us call an arbitrary function."""
+    if not isinstance(dotted, str) or not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", dotted):
+        raise CheckpointError(f"model class {dotted!r:.80} must be spelled package.module:Class")
     mod, _, name = dotted.partition(":")
-    if not name:
-        raise CheckpointError(f"model class {dotted!r} must be spelled module:Class")
     try:
-        return getattr(importlib.import_module(mod), name)
+        cls = getattr(importlib.import_module(mod), name)
     except (ImportError, AttributeError):
         raise CheckpointError(f"model class {dotted!r} cannot be imported: install the package that provides it") from None
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)
+            and all(callable(getattr(cls, m, None)) for m in ("encode_users", "score"))):
+        raise CheckpointError(f"model class {dotted!r} is not an FM: it must be a torch.nn.Module subclass with"
+                              " encode_users() and score() (see solaris_batch.model.fm.FMProtocol)")
+    return cls
 
 
 def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
@@ -78,10 +88,10 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> LoadedMod
         )
     try:
         body = json.loads(cfg_path.read_text())
-        config = FMConfig(**body["config"])
-    except (ValueError, KeyError, TypeError) as e:
+        config = FMConfig.from_dict(body["config"])
+    except (ValueError, KeyError, TypeError, RecursionError, OSError) as e:
         raise CheckpointError(f"checkpoint config {cfg_path} is unreadable ({e}): retrain or restore it") from None
-    if body.get("format") != FORMAT:
+    if not isinstance(body, dict) or body.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} has format {body.get('format')}, expected {FORMAT}")
     version = _sha(w_path)
     if body.get("version") != version:
@@ -93,7 +103,8 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> LoadedMod
         state = torch.load(w_path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for truncated/unsafe files
         raise CheckpointError(f"checkpoint weights {w_path} cannot be loaded safely: {e}") from None
-    model = resolve_class(body.get("model_class", DEFAULT_CLASS))(config)
+    model_cls = resolve_class(body.get("model_class", DEFAULT_CLASS))  # checked before weights are trusted
+    model = model_cls(config)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

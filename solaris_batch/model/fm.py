@@ -48,6 +48,29 @@ class FMConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    LIMITS = {"ad_buckets": (1, 1 << 30), "cat_buckets": (1, 1 << 24), "d_model": (1, 1 << 14), "n_heads": (1, 256),
+              "n_layers": (1, 256), "ffn_mult": (1, 64), "seq_len": (1, 1 << 16), "emb_dim": (1, 1 << 14)}
+
+    @classmethod
+    def from_dict(cls, values: object) -> FMConfig:
+        """A config read from storage: unknown keys, wrong types and out-of-range sizes are refused
+        (``ValueError`` naming the key) before any tensor is allocated."""
+        if not isinstance(values, dict):
+            raise ValueError("config must be a JSON object")
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}")
+        for k, v in values.items():
+            if k == "dropout":
+                if type(v) not in (int, float) or not 0.0 <= v < 1.0:
+                    raise ValueError(f"dropout must be a number in [0, 1), got {v!r}")
+            elif type(v) is not int or not cls.LIMITS[k][0] <= v <= cls.LIMITS[k][1]:
+                raise ValueError(f"{k} must be an integer in {list(cls.LIMITS[k])}, got {v!r:.40}")
+        cfg = cls(**values)
+        if cfg.d_model % cfg.n_heads:
+            raise ValueError(f"d_model {cfg.d_model} must be a multiple of n_heads {cfg.n_heads}")
+        return cfg
+
 
 class FMProtocol(Protocol):
     """What the inference runner needs from a foundation model (tensors in, tensors out)."""

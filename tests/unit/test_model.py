@@ -103,3 +103,31 @@ def test_checkpoint_roundtrip_and_refusals(tmp_path):
     with pytest.raises(CheckpointError, match="does not match its config"):
         load_checkpoint(tmp_path / "ck")
 
+
+
+def test_checkpoint_class_and_config_are_checked_before_anything_runs(tmp_path, monkeypatch, capsys):
+    import builtins
+    import json
+    import os
+
+    ck = tmp_path / "ck"
+    save_checkpoint(SolarisFM(FMConfig(ad_buckets=64, cat_buckets=8, d_model=8, seq_len=4, emb_dim=4)), ck)
+    body = json.loads((ck / "config.json").read_text())
+    called = []
+    monkeypatch.setattr(builtins, "print", lambda *a, **k: called.append(a))
+    for cls in ("builtins:print", "os:system", "collections:OrderedDict", "not a path", "x:y:z"):
+        (ck / "config.json").write_text(json.dumps({**body, "model_class": cls}))
+        with pytest.raises(CheckpointError):
+            load_checkpoint(ck)
+    assert called == []  # refused before being called
+    monkeypatch.undo()
+    for bad in ({"d_model": -8}, {"n_heads": 3}, {"seq_len": "4"}, {"dropout": 1.5}, {"emb_dim": 10**12},
+                {"surprise": 1}, {"ad_buckets": True}):
+        (ck / "config.json").write_text(json.dumps({**body, "config": {**body["config"], **bad}}))
+        with pytest.raises(CheckpointError, match="unreadable"):
+            load_checkpoint(ck)
+    (ck / "config.json").write_text(json.dumps(body))
+    (ck / "weights.pt").unlink()
+    os.mkfifo(ck / "weights.pt")  # reading it would block forever
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        load_checkpoint(ck)
