@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import mmap
 import os
 import re
 import shutil
@@ -105,18 +104,19 @@ class LocalRoot(Root):
         return self._p(rel).read_bytes()
 
     def read_buffer(self, rel):
-        """Zero-copy view of the page cache, mapped in one call (``MAP_POPULATE``), not by one
-        page fault per 4 KB page on first read."""
-        if not hasattr(mmap, "MAP_PRIVATE"):  # not a POSIX mmap: Arrow's own mapping
-            with pa.memory_map(str(self._p(rel))) as mm:
-                return mm.read_buffer()
+        """The file read into process memory (not memory-mapped: a mapped file truncated or
+        replaced in place while it is read would kill the process with SIGBUS)."""
         with open(self._p(rel), "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            if size == 0:
-                return pa.py_buffer(b"")
-            mm = mmap.mmap(f.fileno(), size, flags=mmap.MAP_PRIVATE | getattr(mmap, "MAP_POPULATE", 0),
-                           prot=mmap.PROT_READ)
-        return pa.py_buffer(mm)  # the buffer keeps the mapping alive; unmapped when it is freed
+            buf = pa.allocate_buffer(size, resizable=False)
+            view = memoryview(buf).cast("B")
+            got = 0
+            while got < size:
+                n = f.readinto(view[got:])
+                if not n:  # the file shrank while being read: the caller's size check refuses it
+                    return buf.slice(0, got)
+                got += n
+        return buf
 
     def read_into(self, rel, out):
         view = memoryview(out).cast("B")

@@ -299,3 +299,16 @@ def test_kill_9_at_every_publish_step_leaves_a_valid_current(tmp_path):
     assert _assert_current_valid(root).startswith("20261120T0200Z")
     gc(root, "fm", keep=5)
     assert not [p for p in (root / "fm" / "snapshots").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_a_file_truncated_after_it_was_read_cannot_kill_the_reader(tmp_path):
+    """Snapshot files are read into memory, not mapped: a mapping of a file truncated in place
+    raises SIGBUS on the next access, which no Python code can catch."""
+    (tmp_path / "f.bin").write_bytes(b"x" * (1 << 20))
+    code = ("import os, sys; from solaris_batch.snapshots.storage import LocalRoot\n"
+            "buf = LocalRoot(sys.argv[1]).read_buffer('f.bin')\n"
+            "os.truncate(os.path.join(sys.argv[1], 'f.bin'), 0)\n"
+            "print(bytes(buf)[-1:].decode())")
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert p.returncode == 0 and p.stdout.strip() == "x", p.stderr
