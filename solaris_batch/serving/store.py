@@ -221,22 +221,21 @@ LATENCY_BUCKETS = (25e-6, 50e-6, 100e-6, 200e-6, 300e-6, 500e-6, 1e-3, 5e-3, 0.0
 
 
 class _Metrics:
-    """Lookup counters kept as plain integers under one lock and exported by a ``prometheus_client``
-    collector at scrape time. One lock per lookup instead of one per counter: prometheus_client's
-    own metric objects cost ~0.5 us per update, a tenth of a request-shaped lookup."""
-
-    _PAIRS = ("hit", "miss", "stale")
+    """One store's lookup counters, kept as plain integers under one lock. One lock per lookup
+    instead of one per counter: prometheus_client's own metric objects cost ~0.5 us per update, a
+    tenth of a request-shaped lookup. ``_Exporter`` turns them into series at scrape time."""
 
     def __init__(self, registry, model: str, store: EmbeddingStore):
-        from prometheus_client import CollectorRegistry
+        from prometheus_client import REGISTRY
 
-        self.registry = registry if registry is not None else CollectorRegistry()
-        self._model, self._store = model, weakref.ref(store)  # the registry must not keep a store alive
+        self.registry = registry if registry is not None else REGISTRY
+        self.model, self._store = model, weakref.ref(store)  # the registry must not keep a store alive
         self._lock = threading.Lock()
         self._c = [0, 0, 0, 0, 0.0, 0]  # lookups, hit, miss, stale pairs, latency sum, fallbacks
         self._buckets = [0] * (len(LATENCY_BUCKETS) + 1)
         self._reloads: dict[tuple[str, str], int] = {("ok", ""): 0}
-        self.registry.register(self)
+        self.opened = time.monotonic()
+        _Exporter.of(self.registry).add(self)
 
     def record(self, n_hit: int, n_miss: int, stale: bool, n_fallback: int, seconds: float) -> None:
         b = bisect_left(LATENCY_BUCKETS, seconds)  # buckets are "<= le"
@@ -253,11 +252,49 @@ class _Metrics:
         with self._lock:
             self._reloads[result, reason] = self._reloads.get((result, reason), 0) + 1
 
+    def snapshot(self):
+        with self._lock:
+            return list(self._c), list(self._buckets), dict(self._reloads)
+
+    @property
+    def store(self) -> EmbeddingStore | None:
+        return self._store()
+
     def close(self) -> None:
-        try:
-            self.registry.unregister(self)
-        except KeyError:  # already unregistered
-            pass
+        _Exporter.of(self.registry).discard(self)
+
+
+class _Exporter:
+    """The one ``prometheus_client`` collector per registry (the process's default ``REGISTRY``
+    unless a store is given its own): series are labelled by model, and the live stores of one
+    model are summed, so two stores never export duplicate series and a closed or collected store
+    drops out."""
+
+    _by_registry: dict[int, _Exporter] = {}
+    _guard = threading.Lock()
+    _PAIRS = ("hit", "miss", "stale")
+
+    @classmethod
+    def of(cls, registry) -> _Exporter:
+        with cls._guard:
+            ex = cls._by_registry.get(id(registry))
+            if ex is None or ex.registry is not registry:
+                ex = cls._by_registry[id(registry)] = cls(registry)
+            return ex
+
+    def __init__(self, registry):
+        self.registry = registry
+        self.members: weakref.WeakSet[_Metrics] = weakref.WeakSet()
+        registry.register(self)
+
+    def describe(self):
+        return []  # series appear and vanish with stores: no fixed names to reserve
+
+    def add(self, m: _Metrics) -> None:
+        self.members.add(m)
+
+    def discard(self, m: _Metrics) -> None:
+        self.members.discard(m)
 
     def collect(self):
         from prometheus_client.core import (
@@ -268,39 +305,47 @@ class _Metrics:
         )
         from prometheus_client.utils import floatToGoString
 
-        with self._lock:
-            c, buckets, reloads = list(self._c), list(self._buckets), dict(self._reloads)
-        lab = [self._model]
-        f = CounterMetricFamily("solaris_lookups", "lookup() calls", labels=["model"])
-        f.add_metric(lab, c[0])
-        yield f
-        f = CounterMetricFamily("solaris_lookup_pairs", "pairs looked up, by result", labels=["model", "result"])
-        for name, v in zip(self._PAIRS, (c[1], c[2], c[3]), strict=True):
-            f.add_metric([*lab, name], v)
-        yield f
-        store = self._store()
-        f = CounterMetricFamily("solaris_lookup_fallbacks", "misses answered by the fallback policy",
-                                labels=["model", "policy"])
-        if store is not None and store.fallback != "none":
-            f.add_metric([*lab, store.fallback], c[5])
-        yield f
-        cum = np.cumsum(buckets).tolist()
-        f = HistogramMetricFamily("solaris_lookup_latency_seconds", "lookup() latency", labels=["model"])
-        f.add_metric(lab, [(floatToGoString(le), v) for le, v in zip((*LATENCY_BUCKETS, float("inf")), cum, strict=True)],
-                     sum_value=c[4])
-        yield f
-        f = CounterMetricFamily("solaris_reloads", "reload attempts by result (refusals by reason)",
-                                labels=["model", "result", "reason"])
-        for (result, reason), v in reloads.items():
-            f.add_metric([*lab, result, reason], v)
-        yield f
-        if store is not None:
-            f = GaugeMetricFamily("solaris_snapshot_age_seconds", "age of the served snapshot", labels=["model"])
-            f.add_metric(lab, store.age_s())
-            yield f
-            f = InfoMetricFamily("solaris_snapshot", "served snapshot", labels=["model"])
-            f.add_metric(lab, {"snapshot_id": store.snapshot_id})
-            yield f
+        by_model: dict[str, list[_Metrics]] = {}
+        for m in list(self.members):
+            if m.store is not None:
+                by_model.setdefault(m.model, []).append(m)
+        fams = {
+            "lookups": CounterMetricFamily("solaris_lookups", "lookup() calls", labels=["model"]),
+            "pairs": CounterMetricFamily("solaris_lookup_pairs", "pairs looked up, by result", labels=["model", "result"]),
+            "fallbacks": CounterMetricFamily("solaris_lookup_fallbacks", "misses answered by the fallback policy",
+                                             labels=["model", "policy"]),
+            "latency": HistogramMetricFamily("solaris_lookup_latency_seconds", "lookup() latency", labels=["model"]),
+            "reloads": CounterMetricFamily("solaris_reloads", "reload attempts by result (refusals by reason)",
+                                           labels=["model", "result", "reason"]),
+            "age": GaugeMetricFamily("solaris_snapshot_age_seconds", "age of the served snapshot", labels=["model"]),
+            "info": InfoMetricFamily("solaris_snapshot", "served snapshot", labels=["model"]),
+        }
+        for model, ms in sorted(by_model.items()):
+            c, buckets, reloads, fallback = [0] * 6, [0] * (len(LATENCY_BUCKETS) + 1), {}, {}
+            for m in ms:
+                mc, mb, mr = m.snapshot()
+                c = [x + y for x, y in zip(c, mc, strict=True)]
+                buckets = [x + y for x, y in zip(buckets, mb, strict=True)]
+                for k, v in mr.items():
+                    reloads[k] = reloads.get(k, 0) + v
+                store = m.store
+                if store is not None and store.fallback != "none":
+                    fallback[store.fallback] = fallback.get(store.fallback, 0) + mc[5]
+            fams["lookups"].add_metric([model], c[0])
+            for name, v in zip(self._PAIRS, (c[1], c[2], c[3]), strict=True):
+                fams["pairs"].add_metric([model, name], v)
+            for policy, v in fallback.items():
+                fams["fallbacks"].add_metric([model, policy], v)
+            cum = np.cumsum(buckets).tolist()
+            fams["latency"].add_metric([model], [(floatToGoString(le), v) for le, v in
+                                                 zip((*LATENCY_BUCKETS, float("inf")), cum, strict=True)], sum_value=c[4])
+            for (result, reason), v in reloads.items():
+                fams["reloads"].add_metric([model, result, reason], v)
+            newest = max(ms, key=lambda m: m.opened).store  # the store a restart would keep
+            if newest is not None:
+                fams["age"].add_metric([model], newest.age_s())
+                fams["info"].add_metric([model], {"snapshot_id": newest.snapshot_id})
+        yield from fams.values()
 
 
 class EmbeddingStore:
@@ -332,7 +377,8 @@ class EmbeddingStore:
             max_age: e.g. ``"2h"``: hits from a snapshot whose window end is older are ``STALE``.
             fallback: ``none`` (NaN, mask only), ``zeros`` or ``user_mean`` for misses.
             verify: ``fast`` (XXH3-128 per file, default), ``full`` (sha256) or ``none``.
-            registry: a ``prometheus_client.CollectorRegistry`` (default: a private one).
+            registry: the ``prometheus_client`` registry to export to (default: the process's
+                ``REGISTRY``, which ``prometheus_client.start_http_server(port)`` serves).
             dtype: embeddings are returned as stored (``float16``) or converted (``float32``).
             snapshot_id: serve this snapshot instead of CURRENT (offline evaluation, canaries);
                 ``reload()`` still moves to CURRENT.

@@ -34,7 +34,9 @@ def test_lookup_statuses_fallbacks_shards_and_metrics(tmp_path):
     publish(make_emb(tmp_path / "e", 3, users=(11, 12)), root, "fm")
     q_u = np.array([11, 11, 12, 99, 11], dtype=np.int64)
     q_a = np.array([100, 102, 101, 100, 555], dtype=np.int64)
-    zeros = EmbeddingStore.open(root, "fm")
+    from prometheus_client import CollectorRegistry
+
+    zeros = EmbeddingStore.open(root, "fm", registry=CollectorRegistry())
     r = zeros.lookup(q_u, q_a)
     assert r.hit.tolist() == [True, True, True, False, False]
     assert r.status.tolist() == [HIT, HIT, HIT, MISS, MISS]
@@ -177,8 +179,10 @@ def test_hot_reload_readers_never_see_errors_or_mixed_results(tmp_path):
 
 def test_tampered_snapshot_is_refused_and_old_keeps_serving(tmp_path):
     root = tmp_path / "snap"
+    from prometheus_client import CollectorRegistry
+
     publish(make_emb(tmp_path / "a", 1, hour=1), root, "fm")
-    store = EmbeddingStore.open(root, "fm")
+    store = EmbeddingStore.open(root, "fm", registry=CollectorRegistry())
     new = publish(make_emb(tmp_path / "b", 2, hour=2), root, "fm")
     part = root / "fm" / "snapshots" / new.snapshot_id / "part-00000.parquet"
     data = bytearray(part.read_bytes())
@@ -312,3 +316,23 @@ def test_a_file_truncated_after_it_was_read_cannot_kill_the_reader(tmp_path):
     p = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
                        env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert p.returncode == 0 and p.stdout.strip() == "x", p.stderr
+
+
+def test_default_registry_serves_the_store_and_sums_stores_of_one_model(tmp_path):
+    """A serving process that scrapes prometheus_client's default registry sees every store."""
+    from prometheus_client import REGISTRY, generate_latest
+
+    root = tmp_path / "snap"
+    publish(make_emb(tmp_path / "e", 3), root, "fm-default")
+    a = EmbeddingStore.open(root, "fm-default")
+    b = EmbeddingStore.open(root, "fm-default")
+    a.lookup(np.array([11]), np.array([100]))
+    b.lookup(np.array([11, 99]), np.array([100, 100]))
+    assert REGISTRY.get_sample_value("solaris_lookups_total", {"model": "fm-default"}) == 2
+    assert REGISTRY.get_sample_value("solaris_lookup_pairs_total", {"model": "fm-default", "result": "hit"}) == 2
+    text = generate_latest(REGISTRY).decode()
+    assert text.count('solaris_lookups_total{model="fm-default"}') == 1  # summed: no duplicate series
+    b.close()
+    assert REGISTRY.get_sample_value("solaris_lookups_total", {"model": "fm-default"}) == 1
+    a.close()
+    assert REGISTRY.get_sample_value("solaris_lookups_total", {"model": "fm-default"}) is None
