@@ -31,21 +31,29 @@ def interval_paths(settings: Settings, at: str | datetime) -> IntervalPaths:
 def spark_job(settings: Settings, job: str, args: list[str], submit: bool = False):
     """Run ``spark_jobs/<job>.py`` with ``args``: in this process (returns its ``main`` result), or
     through ``spark-submit`` in a child process with ``submit`` (returns None; the job's output is
-    echoed, and a ``solaris: error:`` line from it is raised as ``SolarisError``)."""
+    relayed as it comes, quiet as ``settings.spark_log_level`` says, and a ``solaris: error:``
+    line from it is raised as ``SolarisError`` instead of being printed)."""
     import importlib
 
     if not submit:
         return importlib.import_module(f"spark_jobs.{job}").main(args, settings=settings)
-    from spark_jobs.session import submit_command, submit_env
+    from collections import deque
 
-    proc = subprocess.run(submit_command(settings, job, args), capture_output=True, text=True, env=submit_env())
-    print(proc.stdout[-4000:], end="")
-    if proc.returncode != 0:
-        tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()][-15:]
+    from spark_jobs.session import quiet, relay_output, submit_command, submit_env
+
+    tail: deque[str] = deque(maxlen=15)
+    proc = subprocess.Popen(submit_command(settings, job, args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=submit_env(settings))
+    relays = [relay_output(stream, to, quiet(settings), lambda ln: "solaris: error: " not in ln, tail)
+              for stream, to in ((proc.stdout, "stdout"), (proc.stderr, "stderr"))]
+    code = proc.wait()
+    for r in relays:
+        r.join()
+    if code != 0:
         msg = next((ln.split("solaris: error: ", 1)[1] for ln in tail if "solaris: error: " in ln), None)
         if msg:
             raise SolarisError(msg)
-        raise RuntimeError(f"spark-submit {job} failed:\n" + "\n".join(tail))
+        raise RuntimeError(f"spark-submit {job} failed (exit code {code}):\n" + "\n".join(tail))
     return None
 
 
