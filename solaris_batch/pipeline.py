@@ -129,7 +129,8 @@ def run_all(settings: Settings, logs: Path, at: str, model: Path, root: str, loo
 
 def plan_extra(info: PlanInfo) -> dict:
     """Plan provenance recorded in a snapshot's manifest."""
-    return {"window": {"at": info.at, "lookback": info.lookback, "horizon": info.horizon},
+    return {"window": {"at": info.at, "lookback": info.lookback, "horizon": info.horizon,
+                       "lookback_start": info.lookback_start},
             "speculator": info.speculator, "budget": info.budget, "plan_pairs": info.pairs}
 
 
@@ -146,7 +147,8 @@ def speculate_interval(settings: Settings, at: datetime, lookback: str, horizon:
     paths = interval_paths(settings, at)
     info = speculate(settings, settings.logs_root, parse_time(at).isoformat(), paths.plan, lookback, horizon,
                      budget, shards, submit=True)
-    return {"plan": str(paths.plan), "shards": info.shards, "pairs": info.pairs, "users": info.users}
+    return {"plan": str(paths.plan), "shards": info.shards, "pairs": info.pairs, "users": info.users,
+            "lookback_start": info.lookback_start}
 
 
 def speculate_submit_spec(settings: Settings, at: datetime, lookback: str, horizon: str, budget: str,
