@@ -86,12 +86,19 @@ def train_speculator(settings: Settings, logs: Path, at: str, lookback: str = "2
     """Train and register a speculator version; returns its ``_meta.json`` as a dict."""
     from solaris_batch.speculate import registry
 
+    spark_job(settings, "train_speculator", train_speculator_args(settings, logs, at, lookback, horizon, windows, every),
+              submit)
+    return asdict(registry.read_meta(registry.latest(settings.speculator_path)))
+
+
+def train_speculator_args(settings: Settings, logs: Path, at: str | datetime, lookback: str = "24h",
+                          horizon: str = "1h", windows: int = 4, every: str | None = None) -> list[str]:
+    """Command-line arguments of ``spark_jobs/train_speculator.py``."""
     args = ["--logs", str(logs), "--at", parse_time(at).isoformat(), "--lookback", lookback, "--horizon", horizon,
             "--windows", str(windows), "--registry", str(settings.speculator_path)]
     if every:
         args += ["--every", every]
-    spark_job(settings, "train_speculator", args, submit)
-    return asdict(registry.read_meta(registry.latest(settings.speculator_path)))
+    return args
 
 
 def replay(logs: Path, root: str, model_name: str, at: str, horizon: str = "1h") -> dict:
@@ -152,14 +159,28 @@ def speculate_interval(settings: Settings, at: datetime, lookback: str, horizon:
 
 
 def speculate_submit_spec(settings: Settings, at: datetime, lookback: str, horizon: str, budget: str,
-                          shards: int, master: str) -> dict:
+                          shards: int, master: str, driver_here: bool = True) -> dict:
     """What ``SparkSubmitOperator`` needs to run the interval's speculate job through an Airflow
     Spark connection, whose ``master`` (and deploy mode, queue, keytab) the operator applies."""
+    return submit_spec(settings, "speculate", speculate_args(
+        settings, settings.logs_root, at, interval_paths(settings, at).plan, lookback, horizon, budget, shards),
+        master, driver_here)
+
+
+def train_speculator_submit_spec(settings: Settings, until: str | datetime, lookback: str, horizon: str,
+                                 windows: int, master: str, driver_here: bool = True) -> dict:
+    """``speculate_submit_spec`` for the train-speculator job (learn before ``until``, register)."""
+    return submit_spec(settings, "train_speculator", train_speculator_args(
+        settings, settings.logs_root, until, lookback, horizon, windows), master, driver_here)
+
+
+def submit_spec(settings: Settings, job: str, args: list[str], master: str, driver_here: bool = True) -> dict:
+    """Script, Spark conf and arguments of ``spark_jobs/<job>.py`` for ``SparkSubmitOperator``;
+    ``driver_here`` is False when the connection deploys the driver into the cluster."""
     from spark_jobs.session import job_script, submit_conf
 
-    return {"application": job_script("speculate"), "conf": submit_conf(settings, master),
-            "application_args": speculate_args(settings, settings.logs_root, at, interval_paths(settings, at).plan,
-                                               lookback, horizon, budget, shards)}
+    return {"application": job_script(job), "conf": submit_conf(settings, master, driver_here),
+            "application_args": args}
 
 
 def plan_shards(settings: Settings, at: datetime) -> list[int]:
