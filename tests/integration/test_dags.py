@@ -231,6 +231,21 @@ def test_backfill_through_the_scheduler_publishes_three_snapshots(airflow_env, t
     assert read_current(tmp_path / "snapshots", "fm").startswith("20261120T0700Z")
 
 
+
+@pytest.mark.parametrize("task_level,env_level,expected", [("INFO", None, "ERROR"), ("DEBUG", None, "WARN"),
+                                                           ("DEBUG", "INFO", "INFO")])
+def test_spark_log_level_follows_the_task_log_level(airflow_env, task_level, env_level, expected):
+    """Tasks keep Spark quiet at Airflow's default log level; at DEBUG its warnings come back,
+    unless SOLARIS_SPARK_LOG_LEVEL says otherwise."""
+    _, base_env = airflow_env
+    env = {k: v for k, v in base_env.items() if k != "SOLARIS_SPARK_LOG_LEVEL"}
+    env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = task_level
+    if env_level:
+        env["SOLARIS_SPARK_LOG_LEVEL"] = env_level
+    r = subprocess.run([sys.executable, "-c", "from solaris_batch import dag_defaults as d; "
+                        "print('level', d.settings().spark_log_level)"], env=env, capture_output=True, text=True)
+    assert f"level {expected}" in r.stdout.splitlines(), r.stdout[-2000:] + r.stderr[-2000:]
+
 MONITOR_RUN = r"""
 import importlib.util, json, sys
 import solaris_batch.monitor as monitor
