@@ -17,8 +17,11 @@ embeddings as a new snapshot (updating the `solaris_snapshots` asset) and garbag
 | `gc` | keep the newest `keep` snapshots, CURRENT and its rollback target | |
 
 Every path is keyed by the interval end: clearing and re-running any task is idempotent, and a
-re-run publish does not create a duplicate version. Catch-up is on, so backfills work:
-`airflow backfill create --dag-id solaris_precompute --from-date ... --to-date ...`.
+re-run publish does not create a duplicate version. Catch-up is off (Airflow 3's default;
+`SOLARIS_CATCHUP=true` turns it on): unpausing runs the latest interval, and older ones run with
+`airflow backfill create --dag-id solaris_precompute --from-date ... --to-date ...`. A lookback
+that starts before the first log partition is read from the log's start (the task log says so and
+the plan's `_plan.json` records `lookback_start`); a missing partition inside the log fails.
 """
 
 from __future__ import annotations
@@ -28,25 +31,19 @@ from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_curren
 from solaris_batch import dag_defaults as d
 
 SNAPSHOTS = Asset(d.SNAPSHOTS_ASSET)
-SPARK_CONN_ID = d.spark_conn_id()
 
 
 def _spark_submit(end, params) -> dict:
     """Template macro: application, conf and args of the speculate job for ``SparkSubmitOperator``."""
-    from airflow.sdk import BaseHook
-
-    from solaris_batch.config import load_settings
     from solaris_batch.pipeline import speculate_submit_spec
 
-    conn = BaseHook.get_connection(SPARK_CONN_ID)
-    return speculate_submit_spec(load_settings(model_name=params["model_name"]), end, params["lookback"],
-                                 params["horizon"], params["budget"], int(params["shards"]), conn.host or "")
+    master, driver_here = d.spark_connection()
+    return speculate_submit_spec(d.settings(model_name=params["model_name"]), end, params["lookback"],
+                                 params["horizon"], params["budget"], int(params["shards"]), master, driver_here)
 
 
 def _settings():
-    from solaris_batch.config import load_settings
-
-    return load_settings(model_name=get_current_context()["params"]["model_name"])
+    return d.settings(model_name=get_current_context()["params"]["model_name"])
 
 
 def _end():
@@ -92,14 +89,8 @@ def solaris_precompute():
         return plan
 
     def speculate_on_connection():
-        from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-
-        spec = "{{ solaris_spark_submit(data_interval_end, params)[%r] }}"
-        return SparkSubmitOperator(
-            task_id="speculate", conn_id=SPARK_CONN_ID, name="solaris-speculate",
-            application=spec.replace("%r", "'application'"), conf=spec.replace("%r", "'conf'"),
-            application_args=spec.replace("%r", "'application_args'"),
-            doc_md=f"Spark via `SparkSubmitOperator` on connection `{SPARK_CONN_ID}`: plan `[end, end + horizon)`.")
+        return d.spark_submit_task("speculate", f"Spark via `SparkSubmitOperator` on connection `{d.spark_conn_id()}`:"
+                                                " plan `[end, end + horizon)`.")
 
     @task
     def plan_shards() -> list[int]:
@@ -139,7 +130,7 @@ def solaris_precompute():
 
         return gc_snapshots(_settings(), int(get_current_context()["params"]["keep"]))
 
-    spec = speculate_on_connection() if SPARK_CONN_ID else speculate_local()
+    spec = speculate_on_connection() if d.spark_conn_id() else speculate_local()
     shards = plan_shards()
     wait_for_logs() >> spec >> shards
     gc(publish(validate(infer.expand(shard=shards))))

@@ -13,6 +13,9 @@ from typing import Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+SPARK_LOG_LEVELS = ("ALL", "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF")
+"""log4j levels, as ``SparkContext.setLogLevel`` takes them."""
+
 
 class Settings(BaseSettings):
     """Locations and engine settings. Field ``x`` is read from env ``SOLARIS_X``."""
@@ -52,6 +55,11 @@ class Settings(BaseSettings):
     spark_shuffle_partitions: int = 8
     """``spark.sql.shuffle.partitions``; small by default for one machine, raise on a cluster."""
 
+    spark_log_level: str = "ERROR"
+    """Level of Spark's own (log4j) console output in the driver. ``ERROR`` keeps the JVM's
+    warnings out of our progress lines and summaries; ``WARN`` (the CLI's ``--verbose``, or an
+    Airflow task log level of ``DEBUG``) brings them back; ``INFO``/``DEBUG`` for more."""
+
     shards: int = 4
     """Number of plan/embedding shards (parallel inference tasks)."""
 
@@ -68,6 +76,14 @@ class Settings(BaseSettings):
         if not v or not all(c.isalnum() or c in "-_." for c in v) or v.startswith("."):
             raise ValueError(f"model name {v!r} must be letters, digits, '-', '_' or '.'")
         return v
+
+    @field_validator("spark_log_level")
+    @classmethod
+    def _log4j_level(cls, v: str) -> str:
+        level = v.strip().upper()
+        if level not in SPARK_LOG_LEVELS:
+            raise ValueError(f"Spark log level {v!r} must be one of {', '.join(SPARK_LOG_LEVELS)}")
+        return level
 
     @field_validator("shards")
     @classmethod

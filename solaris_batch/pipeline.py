@@ -31,21 +31,29 @@ def interval_paths(settings: Settings, at: str | datetime) -> IntervalPaths:
 def spark_job(settings: Settings, job: str, args: list[str], submit: bool = False):
     """Run ``spark_jobs/<job>.py`` with ``args``: in this process (returns its ``main`` result), or
     through ``spark-submit`` in a child process with ``submit`` (returns None; the job's output is
-    echoed, and a ``solaris: error:`` line from it is raised as ``SolarisError``)."""
+    relayed as it comes, quiet as ``settings.spark_log_level`` says, and a ``solaris: error:``
+    line from it is raised as ``SolarisError`` instead of being printed)."""
     import importlib
 
     if not submit:
         return importlib.import_module(f"spark_jobs.{job}").main(args, settings=settings)
-    from spark_jobs.session import submit_command, submit_env
+    from collections import deque
 
-    proc = subprocess.run(submit_command(settings, job, args), capture_output=True, text=True, env=submit_env())
-    print(proc.stdout[-4000:], end="")
-    if proc.returncode != 0:
-        tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()][-15:]
+    from spark_jobs.session import quiet, relay_output, submit_command, submit_env
+
+    tail: deque[str] = deque(maxlen=15)
+    proc = subprocess.Popen(submit_command(settings, job, args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=submit_env(settings))
+    relays = [relay_output(stream, to, quiet(settings), lambda ln: "solaris: error: " not in ln, tail)
+              for stream, to in ((proc.stdout, "stdout"), (proc.stderr, "stderr"))]
+    code = proc.wait()
+    for r in relays:
+        r.join()
+    if code != 0:
         msg = next((ln.split("solaris: error: ", 1)[1] for ln in tail if "solaris: error: " in ln), None)
         if msg:
             raise SolarisError(msg)
-        raise RuntimeError(f"spark-submit {job} failed:\n" + "\n".join(tail))
+        raise RuntimeError(f"spark-submit {job} failed (exit code {code}):\n" + "\n".join(tail))
     return None
 
 
@@ -78,12 +86,19 @@ def train_speculator(settings: Settings, logs: Path, at: str, lookback: str = "2
     """Train and register a speculator version; returns its ``_meta.json`` as a dict."""
     from solaris_batch.speculate import registry
 
+    spark_job(settings, "train_speculator", train_speculator_args(settings, logs, at, lookback, horizon, windows, every),
+              submit)
+    return asdict(registry.read_meta(registry.latest(settings.speculator_path)))
+
+
+def train_speculator_args(settings: Settings, logs: Path, at: str | datetime, lookback: str = "24h",
+                          horizon: str = "1h", windows: int = 4, every: str | None = None) -> list[str]:
+    """Command-line arguments of ``spark_jobs/train_speculator.py``."""
     args = ["--logs", str(logs), "--at", parse_time(at).isoformat(), "--lookback", lookback, "--horizon", horizon,
             "--windows", str(windows), "--registry", str(settings.speculator_path)]
     if every:
         args += ["--every", every]
-    spark_job(settings, "train_speculator", args, submit)
-    return asdict(registry.read_meta(registry.latest(settings.speculator_path)))
+    return args
 
 
 def replay(logs: Path, root: str, model_name: str, at: str, horizon: str = "1h") -> dict:
@@ -121,7 +136,8 @@ def run_all(settings: Settings, logs: Path, at: str, model: Path, root: str, loo
 
 def plan_extra(info: PlanInfo) -> dict:
     """Plan provenance recorded in a snapshot's manifest."""
-    return {"window": {"at": info.at, "lookback": info.lookback, "horizon": info.horizon},
+    return {"window": {"at": info.at, "lookback": info.lookback, "horizon": info.horizon,
+                       "lookback_start": info.lookback_start},
             "speculator": info.speculator, "budget": info.budget, "plan_pairs": info.pairs}
 
 
@@ -138,18 +154,33 @@ def speculate_interval(settings: Settings, at: datetime, lookback: str, horizon:
     paths = interval_paths(settings, at)
     info = speculate(settings, settings.logs_root, parse_time(at).isoformat(), paths.plan, lookback, horizon,
                      budget, shards, submit=True)
-    return {"plan": str(paths.plan), "shards": info.shards, "pairs": info.pairs, "users": info.users}
+    return {"plan": str(paths.plan), "shards": info.shards, "pairs": info.pairs, "users": info.users,
+            "lookback_start": info.lookback_start}
 
 
 def speculate_submit_spec(settings: Settings, at: datetime, lookback: str, horizon: str, budget: str,
-                          shards: int, master: str) -> dict:
+                          shards: int, master: str, driver_here: bool = True) -> dict:
     """What ``SparkSubmitOperator`` needs to run the interval's speculate job through an Airflow
     Spark connection, whose ``master`` (and deploy mode, queue, keytab) the operator applies."""
+    return submit_spec(settings, "speculate", speculate_args(
+        settings, settings.logs_root, at, interval_paths(settings, at).plan, lookback, horizon, budget, shards),
+        master, driver_here)
+
+
+def train_speculator_submit_spec(settings: Settings, until: str | datetime, lookback: str, horizon: str,
+                                 windows: int, master: str, driver_here: bool = True) -> dict:
+    """``speculate_submit_spec`` for the train-speculator job (learn before ``until``, register)."""
+    return submit_spec(settings, "train_speculator", train_speculator_args(
+        settings, settings.logs_root, until, lookback, horizon, windows), master, driver_here)
+
+
+def submit_spec(settings: Settings, job: str, args: list[str], master: str, driver_here: bool = True) -> dict:
+    """Script, Spark conf and arguments of ``spark_jobs/<job>.py`` for ``SparkSubmitOperator``;
+    ``driver_here`` is False when the connection deploys the driver into the cluster."""
     from spark_jobs.session import job_script, submit_conf
 
-    return {"application": job_script("speculate"), "conf": submit_conf(settings, master),
-            "application_args": speculate_args(settings, settings.logs_root, at, interval_paths(settings, at).plan,
-                                               lookback, horizon, budget, shards)}
+    return {"application": job_script(job), "conf": submit_conf(settings, master, driver_here),
+            "application_args": args}
 
 
 def plan_shards(settings: Settings, at: datetime) -> list[int]:

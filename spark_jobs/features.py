@@ -14,7 +14,12 @@ from datetime import datetime
 from pathlib import Path
 
 from solaris_batch import schemas
-from solaris_batch.logs.reader import log_files, partition_paths, require_logs_root
+from solaris_batch.logs.reader import (
+    clip_to_log_start,
+    log_files,
+    partition_paths,
+    require_logs_root,
+)
 from solaris_batch.timeutil import Window, parse_time, to_us
 from spark_jobs.session import sql_text
 
@@ -74,11 +79,17 @@ def read_valid(spark, logs: Path, window: Window):
 def load_window(spark, logs: Path, at: datetime, lookback, quarantine_dir: Path | None = None):
     """Register view ``requests`` with the valid rows of ``[at - lookback, at)`` (and view ``ads``).
 
-    Malformed rows are counted and, when ``quarantine_dir`` is given, written there (never
-    silently dropped). The valid rows are cached (callers end with ``spark.catalog.clearCache()``).
-    Returns ``(rows_read, quarantined)``.
+    A lookback that starts before the request log does is read from the log's first hour (said on
+    stderr); a partition missing inside the log still fails. Malformed rows are counted and, when
+    ``quarantine_dir`` is given, written there (never silently dropped). The valid rows are cached
+    (callers end with ``spark.catalog.clearCache()``). Returns ``(rows_read, quarantined, window)``
+    with the window read.
     """
-    valid, bad = read_valid(spark, logs, Window.before(at, lookback))
+    wanted = Window.before(at, lookback)
+    window = clip_to_log_start(logs, wanted)
+    if window != wanted:
+        print(f"lookback {wanted} starts before the request log does: reading {window}", file=sys.stderr)
+    valid, bad = read_valid(spark, logs, window)
     quarantined = bad.count()
     if quarantined and quarantine_dir is not None:
         bad.write.mode("overwrite").parquet(str(quarantine_dir))
@@ -87,7 +98,7 @@ def load_window(spark, logs: Path, at: datetime, lookback, quarantine_dir: Path 
     rows.createOrReplaceTempView("requests")
     rows_read = rows.count()
     ads_view(spark, logs).createOrReplaceTempView("ads")
-    return rows_read, quarantined
+    return rows_read, quarantined, window
 
 
 ADS_COLUMNS = {"ad_id": "BIGINT", "category_id": "INT", "start_ts": "TIMESTAMP", "end_ts": "TIMESTAMP"}

@@ -1,19 +1,49 @@
-"""One place that builds the SparkSession from ``Settings`` (local[*] by default)."""
+"""One place that builds the SparkSession and the ``spark-submit`` line from ``Settings``
+(local[*] by default), and keeps Spark's console output to what a person needs to read.
+
+Quiet by default (``SOLARIS_SPARK_LOG_LEVEL=ERROR``): the driver logs through ``log4j2.properties``
+at that level, local drivers bind to the loopback address without asking the hostname, and the
+two lines the JVM prints past any log level (``JVM_NOISE``) are left out of the relayed output.
+``WARN`` (``--verbose``) shows all of it again.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import threading
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from solaris_batch.config import Settings
 
 SQL_DIR = Path(os.environ.get("SOLARIS_SQL_DIR", Path(__file__).resolve().parents[1] / "sql"))
+LOG4J2 = Path(__file__).resolve().parent / "log4j2.properties"
+
+JVM_NOISE = ("WARNING: Using incubator modules:", "netlib-blas: JNI_OnLoad:")
+"""Starts of the driver's stderr lines that no log level reaches: the JVM's own note on the
+incubator module Spark's launcher always adds (``--add-modules=jdk.incubator.vector``), and
+netlib's native loader, which prints from C when no system BLAS is installed (Spark ML then uses
+its Java BLAS). Left out of the console at the quiet levels; shown from ``WARN`` up."""
 
 
-def spark_conf(settings: Settings, master: str | None = None) -> dict[str, str]:
+def quiet(settings: Settings) -> bool:
+    """True when Spark's warnings are to be kept off the console (levels ERROR, FATAL, OFF)."""
+    return settings.spark_log_level in ("ERROR", "FATAL", "OFF")
+
+
+def driver_java_options(settings: Settings) -> str:
+    """JVM options of a driver started on this machine: our log4j2 file at the set level."""
+    return f"-Dlog4j2.configurationFile={LOG4J2.as_uri()} -Dsolaris.spark.logLevel={settings.spark_log_level}"
+
+
+def spark_conf(settings: Settings, master: str | None = None, driver_here: bool = True) -> dict[str, str]:
     """Spark settings shared by in-process sessions and ``spark-submit`` command lines; ``master``
-    (default ``settings.spark_master``) decides whether the local-only ones apply."""
+    (default ``settings.spark_master``) decides whether the local-only ones apply, and
+    ``driver_here`` (False for cluster deploy mode) whether the driver can read our log4j2 file."""
     conf = {
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
@@ -22,6 +52,8 @@ def spark_conf(settings: Settings, master: str | None = None) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.memory": settings.spark_driver_memory,
     }
+    if driver_here:
+        conf["spark.driver.extraJavaOptions"] = driver_java_options(settings)
     if (master or settings.spark_master).startswith("local"):
         conf.update({"spark.ui.enabled": "false", "spark.driver.host": "127.0.0.1",
                      "spark.driver.bindAddress": "127.0.0.1"})
@@ -29,16 +61,62 @@ def spark_conf(settings: Settings, master: str | None = None) -> dict[str, str]:
 
 
 def get_spark(settings: Settings, app_name: str = "solaris"):
-    """Get or create the SparkSession; workers use this interpreter."""
+    """Get or create the SparkSession; workers use this interpreter.
+
+    When this process starts the driver JVM (not under ``spark-submit``, which started it already),
+    the JVM's stderr is relayed through ``relay_output``, so the quiet levels hold for it too.
+    """
+    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    conf = spark_conf(settings)
+    if SparkContext._gateway is None and "PYSPARK_GATEWAY_PORT" not in os.environ:
+        _start_driver(settings, app_name, conf)
     builder = SparkSession.builder.appName(app_name).master(settings.spark_master)
-    for k, v in spark_conf(settings).items():
+    for k, v in conf.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    spark.sparkContext.setLogLevel(settings.spark_log_level)
     return spark
+
+
+def _start_driver(settings: Settings, app_name: str, conf: dict[str, str]) -> None:
+    """Launch the driver JVM with its stderr piped to a relay thread, and its SparkContext."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if settings.spark_master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # else: a warning on loopback hostnames
+    sconf = SparkConf().setAppName(app_name).setMaster(settings.spark_master).setAll(list(conf.items()))
+    gateway = launch_gateway(sconf, popen_kwargs={"stderr": subprocess.PIPE})
+    relay_output(gateway.proc.stderr, "stderr", quiet(settings))
+    SparkContext(conf=sconf, gateway=gateway)
+
+
+def relay_output(stream: IO[bytes], to: str, quiet: bool, keep: Callable[[str], bool] | None = None,
+                 tail: deque[str] | None = None) -> threading.Thread:
+    """Copy the lines of a child's ``stream`` to ``sys.<to>`` as they come, in a daemon thread.
+
+    With ``quiet``, lines starting with ``JVM_NOISE`` are left out; so are lines ``keep`` refuses.
+    Every non-blank line is appended to ``tail`` (if given) for error reports.
+    """
+
+    def run() -> None:
+        with stream:
+            for raw in iter(stream.readline, b""):
+                line = raw.decode("utf-8", "replace")
+                if tail is not None and line.strip():
+                    tail.append(line.rstrip("\n"))
+                if (quiet and line.startswith(JVM_NOISE)) or (keep is not None and not keep(line)):
+                    continue
+                out = getattr(sys, to)  # looked up per line: Airflow and pytest swap sys.stdout/err
+                out.write(line)
+                out.flush()
+
+    t = threading.Thread(target=run, name=f"spark-{to}-relay", daemon=True)
+    t.start()
+    return t
 
 
 def job_entry(main, summary) -> None:
@@ -75,22 +153,26 @@ def job_script(job: str) -> str:
     return str(Path(__file__).resolve().parent / f"{job}.py")
 
 
-def submit_conf(settings: Settings, master: str | None = None) -> dict[str, str]:
+def submit_conf(settings: Settings, master: str | None = None, driver_here: bool = True) -> dict[str, str]:
     """``spark_conf`` for ``spark-submit``; on a local master, also this interpreter for the driver
     and workers (a cluster's nodes bring their own Python, with this package installed)."""
     master = master or settings.spark_master
-    conf = spark_conf(settings, master)
+    conf = spark_conf(settings, master, driver_here)
     if master.startswith("local"):
         conf.update({"spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable})
     return conf
 
 
-def submit_env() -> dict[str, str]:
-    """Environment for ``spark-submit``: SPARK_HOME of the installed pyspark, this interpreter."""
+def submit_env(settings: Settings) -> dict[str, str]:
+    """Environment for ``spark-submit``: SPARK_HOME of the installed pyspark, this interpreter, and
+    the log level (the job reads its settings from the environment)."""
     import pyspark
 
     env = dict(os.environ)
     env.setdefault("SPARK_HOME", str(Path(pyspark.__file__).parent))
     env.setdefault("PYSPARK_PYTHON", sys.executable)
     env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    env["SOLARIS_SPARK_LOG_LEVEL"] = settings.spark_log_level
+    if settings.spark_master.startswith("local"):
+        env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     return env

@@ -3,7 +3,8 @@
     spark-submit spark_jobs/speculate.py --logs LOGS --at T --lookback 24h --horizon 1h \
         --budget 2x --out PLAN [--shards 4] [--seq-len 128]
 
-Reads only complete hour partitions, quarantines malformed rows, gathers candidates from the
+Reads only complete hour partitions (a lookback reaching back before the log's first hour is read
+from there, and ``_plan.json`` records where in ``lookback_start``), quarantines malformed rows, gathers candidates from the
 channels of ``spark_jobs.features`` (repeats, user activity, ad liveness, co-visitation, faiss
 neighbours), scores them with the latest trained speculator (``solaris train-speculator``) or the
 heuristic fallback, keeps the top ``budget`` pairs (ties broken by ids, so reruns are identical),
@@ -21,7 +22,7 @@ from solaris_batch.config import Settings, load_settings
 from solaris_batch.logs.layout import replace_dir
 from solaris_batch.speculate.budget import Budget
 from solaris_batch.speculate.plan import PlanInfo
-from solaris_batch.timeutil import Window, format_duration, parse_duration, parse_time
+from solaris_batch.timeutil import format_duration, parse_duration, parse_time
 from spark_jobs.session import get_spark, job_entry, sql_text
 
 
@@ -61,7 +62,7 @@ def run(
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
     try:
-        rows_read, quarantined = load_window(spark, logs, at_dt, lb, tmp / "_quarantine")
+        rows_read, quarantined, read = load_window(spark, logs, at_dt, lb, tmp / "_quarantine")
         recent = recent_distinct_pairs(spark, at_dt, hz) if bud.needs_recent_pairs else 0
         budget_pairs = bud.resolve(recent)
         scored, speculator = scoring.score(candidates(spark, at_dt, hz, lb), model, registry_root)
@@ -82,7 +83,7 @@ def run(
         if stats.pairs == 0:
             from solaris_batch.errors import EmptyWindow
 
-            raise EmptyWindow(f"no candidate pairs in {Window.before(at_dt, lb)}: every ad seen there has expired")
+            raise EmptyWindow(f"no candidate pairs in {read}: every ad seen there has expired")
         (plan.repartition("shard").sortWithinPartitions("shard", "user_id", "ad_id")
              .write.partitionBy("shard").parquet(str(tmp / "pairs")))
         shard_pairs = {str(r.shard): r["count"] for r in plan.groupBy("shard").count().collect()}
@@ -106,6 +107,7 @@ def run(
             shards=sorted(int(s) for s in shard_pairs), num_shards=shards, seq_len=seq_len,
             rows_read=rows_read, quarantined=quarantined, speculator=speculator,
             fingerprint=f"{stats.fp & 0xFFFFFFFFFFFFFFFF:016x}", shard_pairs=shard_pairs,
+            lookback_start=read.start.isoformat(),
         )
         info.write(tmp)
         spark.catalog.clearCache()
@@ -141,4 +143,5 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> Pla
 
 
 if __name__ == "__main__":
-    job_entry(main, lambda i: f"speculate: planned {i.pairs} pairs for {i.users} users in {len(i.shards)} shards")
+    job_entry(main, lambda i: f"speculate: planned {i.pairs} pairs for {i.users} users in {len(i.shards)} shards"
+                              f" from the log since {i.lookback_start}")

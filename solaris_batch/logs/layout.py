@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,6 +18,16 @@ SUCCESS = "_SUCCESS"
 def partition_dir(logs: Path, hour: datetime) -> Path:
     """Folder of the hour partition that starts at ``hour`` (UTC)."""
     return Path(logs) / "requests" / f"dt={hour:%Y-%m-%d}" / f"hour={hour:%H}"
+
+
+def first_hour(logs: Path) -> datetime | None:
+    """Start (UTC) of the earliest hour partition folder under ``<logs>/requests``, complete or
+    not; None when there is none. Where the log begins."""
+    for day in sorted(d for d in (Path(logs) / "requests").glob("dt=*") if d.is_dir()):
+        hours = sorted(h.name for h in day.glob("hour=*") if h.is_dir())
+        if hours:
+            return datetime.strptime(f"{day.name[3:]} {hours[0][5:]}", "%Y-%m-%d %H").replace(tzinfo=UTC)
+    return None
 
 
 def hour_complete(logs: Path, hour: datetime) -> bool:

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from solaris_batch import schemas
 from solaris_batch.errors import EmptyWindow, InputNotFound, PartitionIncomplete, PartitionMissing
-from solaris_batch.logs.layout import SUCCESS, partition_dir
+from solaris_batch.logs.layout import SUCCESS, first_hour, partition_dir
 from solaris_batch.timeutil import Window
 
 
@@ -23,6 +23,19 @@ def require_logs_root(logs: Path) -> Path:
             " or create one with 'solaris simulate --out DIR'"
         )
     return logs
+
+
+def clip_to_log_start(logs: Path, window: Window) -> Window:
+    """``window``, its start moved up to the log's first hour partition when the log begins inside it.
+
+    For lookbacks that reach back before the logs do (the first runs of a fresh deployment). Only
+    the start moves: a partition missing after the log's start still fails in ``partition_paths``,
+    and a window that ends before the log begins is returned as it is (and fails there too).
+    """
+    first = first_hour(require_logs_root(logs))
+    if first is None or not window.start < first < window.end:
+        return window
+    return Window(first, window.end)
 
 
 def partition_paths(logs: Path, window: Window, allow_missing: bool = False) -> list[Path]:

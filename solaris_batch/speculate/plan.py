@@ -46,6 +46,9 @@ class PlanInfo:
     recent_pairs: int = 0
     """Distinct pairs of the horizon-length window before ``at``: what ``Nx`` budgets multiply
     (counted only for ``Nx`` budgets; 0 for a pair count)."""
+    lookback_start: str = ""
+    """Start of the log window read (ISO, UTC): ``at - lookback``, or the log's first hour when the
+    log begins later (a clipped lookback). Empty in plans written before this field."""
 
     def write(self, plan: Path) -> None:
         (Path(plan) / "_plan.json").write_text(json.dumps(asdict(self), indent=2) + "\n")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -228,3 +229,164 @@ def test_backfill_through_the_scheduler_publishes_three_snapshots(airflow_env, t
     from solaris_batch.snapshots.publish import read_current
 
     assert read_current(tmp_path / "snapshots", "fm").startswith("20261120T0700Z")
+
+
+
+@pytest.mark.parametrize("task_level,env_level,expected", [("INFO", None, "ERROR"), ("DEBUG", None, "WARN"),
+                                                           ("DEBUG", "INFO", "INFO")])
+def test_spark_log_level_follows_the_task_log_level(airflow_env, task_level, env_level, expected):
+    """Tasks keep Spark quiet at Airflow's default log level; at DEBUG its warnings come back,
+    unless SOLARIS_SPARK_LOG_LEVEL says otherwise."""
+    _, base_env = airflow_env
+    env = {k: v for k, v in base_env.items() if k != "SOLARIS_SPARK_LOG_LEVEL"}
+    env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = task_level
+    if env_level:
+        env["SOLARIS_SPARK_LOG_LEVEL"] = env_level
+    r = subprocess.run([sys.executable, "-c", "from solaris_batch import dag_defaults as d; "
+                        "print('level', d.settings().spark_log_level)"], env=env, capture_output=True, text=True)
+    assert f"level {expected}" in r.stdout.splitlines(), r.stdout[-2000:] + r.stderr[-2000:]
+
+MONITOR_RUN = r"""
+import importlib.util, json, sys
+import solaris_batch.monitor as monitor
+if sys.argv[2] == "transient":  # the snapshot store drops the first read, as a flaky object store does
+    real, calls = monitor.snapshot_pairs, []
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionResetError("injected: the snapshot store reset the connection")
+        return real(*args, **kwargs)
+    monitor.snapshot_pairs = flaky
+spec = importlib.util.spec_from_file_location("solaris_monitor_dag", sys.argv[1])
+mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+dr = mod.monitor_dag.test(run_conf=json.loads(sys.argv[3]))
+ti = dr.get_task_instance("check")
+value = lambda s: getattr(s, "value", s)
+print(json.dumps({"run": value(dr.state), "check": value(ti.state), "tries": ti.try_number}))
+"""
+
+
+def _monitor_run(env, fault: str, conf: dict) -> dict:
+    """One real run of solaris_monitor (``dag.test()``), with ``fault`` injected into this process."""
+    r = subprocess.run([sys.executable, "-c", MONITOR_RUN, str(ROOT / "dags" / "solaris_monitor.py"), fault,
+                        json.dumps(conf)], env=env, capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return json.loads([ln for ln in r.stdout.splitlines() if ln.startswith("{")][-1])
+
+
+def _half_horizon_snapshot(logs: Path, root: Path, work: Path) -> str:
+    """Publish a snapshot of every other (user, ad) pair of the 06:00 horizon, by hand."""
+    import numpy as np
+
+    from solaris_batch.logs.reader import read_window
+    from solaris_batch.snapshots.publish import publish
+    from solaris_batch.snapshots.shards import shard_path, write_embedding_shard
+    from solaris_batch.timeutil import Window, parse_time
+
+    at = parse_time("2026-11-20T06:00")
+    t = read_window(logs, Window.after(at, parse_time("2026-11-20T07:00") - at), columns=["user_id", "ad_id"])
+    pairs = np.unique(np.stack([t.column(0).to_numpy(), t.column(1).to_numpy()], axis=1), axis=0)[::2]
+    write_embedding_shard(shard_path(work, 0), pairs[:, 0], pairs[:, 1], np.ones((len(pairs), 8), np.float32),
+                          checkpoint_version="monitor-test", plan_at=at.isoformat(), shard="0", plan_shards="0",
+                          plan_pairs=str(len(pairs)))
+    return publish(work, str(root), "fm", extra={"window": {"at": at.isoformat(), "horizon": "1h"}}).snapshot_id
+
+
+@pytest.mark.integration
+def test_monitor_fails_at_once_below_threshold_and_retries_a_transient_error(airflow_env, tmp_path):
+    """With retries on, a hit rate below `min_hit_rate` fails `check` on its first try (the metrics
+    recorded), while an error of the store it reads is retried and the retry succeeds."""
+    import pyarrow.parquet as pq
+
+    data, base_env = airflow_env
+    sid = _half_horizon_snapshot(data / "logs", tmp_path / "snapshots", tmp_path / "emb")
+    env = {**base_env, "SOLARIS_SNAPSHOTS": str(tmp_path / "snapshots"), "SOLARIS_METRICS": str(tmp_path / "metrics"),
+           "SOLARIS_DAG_RETRIES": "2", "SOLARIS_DAG_RETRY_DELAY": "1"}
+    assert _monitor_run(env, "none", {"snapshot_id": sid, "min_hit_rate": 0.99}) == \
+        {"run": "failed", "check": "failed", "tries": 1}
+    row = pq.read_table(tmp_path / "metrics" / "monitor" / f"snapshot_id={sid}.parquet").to_pylist()[0]
+    assert not row["passed"] and 0.2 < row["request_hit_rate"] < 0.99
+    assert _monitor_run(env, "transient", {"snapshot_id": sid, "min_hit_rate": 0.0}) == \
+        {"run": "success", "check": "success", "tries": 2}
+
+
+JVM_NOISE = ("WARN NativeCodeLoader", "Using incubator modules", "netlib-blas", "log4j profile",
+             "resolves to a loopback address", "Setting default log level")
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_first_interval_with_a_lookback_before_the_log_start_succeeds(airflow_env, tmp_path):
+    """A fresh deployment's first hour ([01:00, 02:00); the log begins at 00:00) with the default 24h
+    lookback: speculate reads from the log's start, says so in the task log and records it."""
+    from solaris_batch.snapshots.publish import read_current, read_manifest
+
+    data, base_env = airflow_env
+    env = {**base_env, "SOLARIS_SNAPSHOTS": str(tmp_path / "snapshots"), "SOLARIS_WORK": str(tmp_path / "work")}
+    r = dags_test(env, "solaris_precompute", "2026-11-20T02:00:00+00:00")
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    assert ("lookback [2026-11-19T02:00Z, 2026-11-20T02:00Z) starts before the request log does:"
+            " reading [2026-11-20T00:00Z, 2026-11-20T02:00Z)") in out
+    plan = json.loads((tmp_path / "work" / "plans" / "20261120T0200Z" / "_plan.json").read_text())
+    assert plan["lookback"] == "1d" and plan["lookback_start"] == "2026-11-20T00:00:00+00:00"
+    sid = read_current(tmp_path / "snapshots", "fm")
+    assert read_manifest(tmp_path / "snapshots", "fm", sid)["window"]["lookback_start"] == plan["lookback_start"]
+    assert [n for n in JVM_NOISE if n in out] == []
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_missing_partition_inside_the_log_fails_speculate_with_its_one_line_error(airflow_env, tmp_path):
+    from solaris_batch.logs.layout import partition_dir
+    from solaris_batch.timeutil import parse_time
+
+    data, base_env = airflow_env
+    logs = tmp_path / "logs"
+    shutil.copytree(data / "logs", logs)
+    shutil.rmtree(partition_dir(logs, parse_time("2026-11-20T02:00")))
+    env = {**base_env, "SOLARIS_LOGS": str(logs), "SOLARIS_SNAPSHOTS": str(tmp_path / "snapshots"),
+           "SOLARIS_WORK": str(tmp_path / "work")}
+    r = dags_test(env, "solaris_precompute", "2026-11-20T05:00:00+00:00", {"lookback": "4h"})
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    msg = (f"log partition {partition_dir(logs, parse_time('2026-11-20T02:00'))} is missing for window"
+           " [2026-11-20T01:00Z, 2026-11-20T05:00Z): backfill that hour or shorten --lookback")
+    assert f"SolarisError: {msg}" in out, out[-4000:]
+    assert "solaris: error:" not in out  # raised once by the task, not also echoed from the job
+    assert not (tmp_path / "snapshots").exists()
+
+
+EVENTS = r"""
+import json
+from airflow.models.asset import AssetEvent
+from airflow.utils.session import create_session
+with create_session() as s:
+    print(json.dumps([[e.name, e.extra] for e in s.query(AssetEvent).order_by(AssetEvent.id)]))
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_train_submits_through_the_spark_connection_and_updates_its_assets(airflow_env, tmp_path):
+    """With SOLARIS_SPARK_CONN_ID set, train_speculator is a SparkSubmitOperator on the connection;
+    the new FM checkpoint and speculator version update their assets."""
+    from solaris_batch.speculate import registry
+
+    data, base_env = airflow_env
+    env = {**base_env, "SOLARIS_SPARK_CONN_ID": "solaris_spark",
+           "AIRFLOW_CONN_SOLARIS_SPARK": json.dumps({"conn_type": "spark", "host": "local[2]"}),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "SOLARIS_SPECULATOR": str(tmp_path / "speculator"), "SOLARIS_MODEL": str(tmp_path / "fm")}
+    r = dags_test(env, "solaris_train", conf={"until": "2026-11-20T05:00:00+00:00", "speculator_windows": 1,
+                                              "lookback": "4h", "window": "4h"})
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    assert "--master local[2]" in out and "train_speculator.py" in out, out[-4000:]
+    assert registry.latest(tmp_path / "speculator").name.startswith("20261120T0500Z-w1-4h")
+    (fm_version,) = [p.name for p in (tmp_path / "fm.versions").iterdir()]
+    r = subprocess.run([sys.executable, "-c", EVENTS], env=env, capture_output=True, text=True)
+    events = json.loads([ln for ln in r.stdout.splitlines() if ln.startswith("[")][-1])
+    fm = [extra for name, extra in events if name == "solaris_fm_checkpoint"]
+    assert fm and fm[-1]["version"] == fm_version and fm[-1]["path"] == str(tmp_path / "fm")
+    assert any(name == "solaris_speculator" for name, _ in events)
