@@ -163,7 +163,7 @@ def cmd_publish(a):
 
 def cmd_snapshots(a):
     from solaris_batch.snapshots import publish as snaps
-    from solaris_batch.snapshots.storage import Root
+    from solaris_batch.storage import Root
 
     st = _settings(a)
     root, model = st.snapshots_root, st.model_name

@@ -18,11 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from solaris_batch.errors import QualityAlert
-from solaris_batch.logs.layout import write_table_atomic
 from solaris_batch.logs.reader import read_window
 from solaris_batch.snapshots.publish import read_manifest
-from solaris_batch.snapshots.storage import Root
 from solaris_batch.speculate.metrics import coverage
+from solaris_batch.storage import Root, write_table_atomic
 from solaris_batch.timeutil import Window, parse_duration, parse_time, to_us
 
 

@@ -261,8 +261,8 @@ def train_and_register(settings: Settings, until: datetime, window: str = "24h",
     import shutil
     import uuid
 
-    from solaris_batch.logs.layout import replace_dir
     from solaris_batch.model.train import train_fm
+    from solaris_batch.storage import replace_dir
 
     target = settings.model_path
     staging = target.with_name(f".{target.name}.staging-{uuid.uuid4().hex[:8]}")

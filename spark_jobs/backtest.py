@@ -17,9 +17,9 @@ import math
 import sys
 from pathlib import Path
 
-from solaris_batch.logs.layout import write_json_atomic
 from solaris_batch.speculate.budget import Budget
 from solaris_batch.speculate.report import plot_coverage, pool_results
+from solaris_batch.storage import write_json_atomic
 from solaris_batch.timeutil import format_duration, parse_duration, parse_time, stamp
 from spark_jobs.features import (
     ChannelOptions,

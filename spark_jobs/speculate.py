@@ -19,9 +19,9 @@ import uuid
 from pathlib import Path
 
 from solaris_batch.config import Settings, load_settings
-from solaris_batch.logs.layout import replace_dir
 from solaris_batch.speculate.budget import Budget
 from solaris_batch.speculate.plan import PlanInfo
+from solaris_batch.storage import replace_dir
 from solaris_batch.timeutil import format_duration, parse_duration, parse_time
 from spark_jobs.session import get_spark, job_entry, sql_text
 

@@ -133,7 +133,7 @@ def plot(r: dict, out: Path) -> list[Path]:
 
 
 def write_report(r: dict, out: Path) -> None:
-    from solaris_batch.logs.layout import write_json_atomic
+    from solaris_batch.storage import write_json_atomic
 
     out = Path(out)
     write_json_atomic(r, out / "report.json")

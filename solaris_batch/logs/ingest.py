@@ -21,8 +21,6 @@ whole, so a rerun gives the same log and a failed run leaves nothing.
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,11 +29,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from solaris_batch import schemas
 from solaris_batch.errors import ConfigError, InputNotFound
 from solaris_batch.hashing import xxhash64
-from solaris_batch.logs.layout import SUCCESS, partition_dir, replace_dir, write_table_atomic
+from solaris_batch.logs.layout import SUCCESS, partition_dir
+from solaris_batch.storage import staged_dir
 
 FORMATS = ("movielens", "taobao", "mind")
 HOUR_US = 3_600_000_000
@@ -307,10 +307,7 @@ def ingest(fmt: str, src: Path, out: Path, block_size: int = 16 << 20, min_ts: s
     if not src.exists():
         raise InputNotFound(f"ingest source {src} does not exist")
     parse = _parser(fmt, src)
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir(parents=True)
-    try:
+    with staged_dir(Path(out)) as tmp:  # the log appears whole or not at all; its files need no atomic writes
         lines = rows = quarantined = 0
         requests: set[int] = set()
         hours: set[int] = set()
@@ -336,23 +333,23 @@ def ingest(fmt: str, src: Path, out: Path, block_size: int = 16 << 20, min_ts: s
                 hour = int(h[a])
                 hours.add(hour)
                 d = partition_dir(tmp, _hour_dt(hour))
-                write_table_atomic(table.slice(a, b - a), d / f"part-{k:05d}.parquet")
+                d.mkdir(parents=True, exist_ok=True)
+                pq.write_table(table.slice(a, b - a), d / f"part-{k:05d}.parquet")
         if bad_parts:
-            write_table_atomic(pa.concat_tables(bad_parts), tmp / "_quarantine" / "ingest.parquet")
+            (tmp / "_quarantine").mkdir()
+            pq.write_table(pa.concat_tables(bad_parts), tmp / "_quarantine" / "ingest.parquet")
         if hours:
             for hour in range(min(hours), max(hours) + 1):
                 d = partition_dir(tmp, _hour_dt(hour))
+                d.mkdir(parents=True, exist_ok=True)
                 if hour not in hours:
-                    write_table_atomic(schemas.REQUEST_LOG.empty_table(), d / "part-00000.parquet")
+                    pq.write_table(schemas.REQUEST_LOG.empty_table(), d / "part-00000.parquet")
                 (d / SUCCESS).touch()
         else:
             (tmp / "requests").mkdir()
-        replace_dir(tmp, out)
-        return IngestStats(fmt, lines, rows, len(requests), quarantined, len(range(min(hours), max(hours) + 1))
-                           if hours else 0, _hour_dt(min(hours)).isoformat() if hours else None,
-                           _hour_dt(max(hours)).isoformat() if hours else None)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return IngestStats(fmt, lines, rows, len(requests), quarantined, len(range(min(hours), max(hours) + 1))
+                       if hours else 0, _hour_dt(min(hours)).isoformat() if hours else None,
+                       _hour_dt(max(hours)).isoformat() if hours else None)
 
 
 def _hour_dt(hour: int) -> datetime:

@@ -32,8 +32,9 @@ import pyarrow as pa
 
 from solaris_batch import schemas
 from solaris_batch.errors import ConfigError
-from solaris_batch.logs.layout import write_partition, write_table_atomic
+from solaris_batch.logs.layout import write_partition
 from solaris_batch.progress import bar as progress_bar
+from solaris_batch.storage import write_table_atomic
 from solaris_batch.timeutil import parse_time, to_us
 
 SURFACES = np.array(["feed", "stories", "marketplace"], dtype=object)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,8 @@ from pathlib import Path
 import torch
 
 from solaris_batch.errors import CheckpointError
-from solaris_batch.logs.layout import write_json_atomic
 from solaris_batch.model.fm import FMConfig
+from solaris_batch.storage import atomic_path, write_json_atomic
 
 FORMAT = 1
 DEFAULT_CLASS = "solaris_batch.model.fm:SolarisFM"
@@ -49,9 +48,8 @@ def save_checkpoint(model: torch.nn.Module, out: Path, meta: dict | None = None,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").unlink(missing_ok=True)
-    tmp = out / ".weights.pt.tmp"
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-    os.replace(tmp, out / "weights.pt")
+    with atomic_path(out / "weights.pt") as tmp:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
     version = _sha(out / "weights.pt")
     body = {"format": FORMAT, "model_class": model_class, "config": model.config.to_dict(),
             "version": version, "meta": meta or {}}

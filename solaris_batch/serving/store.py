@@ -52,7 +52,7 @@ from solaris_batch.snapshots.manifest import (
 )
 from solaris_batch.snapshots.publish import load_manifest, read_pointer, snapshot_dir
 from solaris_batch.snapshots.shards import decode_embeddings, has_shard_schema
-from solaris_batch.snapshots.storage import Root, safe_name
+from solaris_batch.storage import Root, safe_name
 from solaris_batch.timeutil import parse_duration
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from typing import Any
 import xxhash
 
 from solaris_batch.errors import ConfigError, ValidationFailed
-from solaris_batch.snapshots.storage import SAFE_NAME as _SAFE
-from solaris_batch.snapshots.storage import safe_name
+from solaris_batch.storage import SAFE_NAME as _SAFE
+from solaris_batch.storage import safe_name
 from solaris_batch.timeutil import parse_time
 
 MANIFEST = "_manifest.json"

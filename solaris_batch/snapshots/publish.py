@@ -49,7 +49,7 @@ from solaris_batch.snapshots.shards import (
     has_shard_schema,
     list_shards,
 )
-from solaris_batch.snapshots.storage import Root, safe_name
+from solaris_batch.storage import Root, safe_name
 from solaris_batch.timeutil import stamp
 
 

@@ -7,7 +7,6 @@ the Parquet key-value metadata under ``solaris.*`` keys.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import pyarrow.parquet as pq
 
 from solaris_batch.errors import ValidationFailed
 from solaris_batch.schemas import embedding_shard_schema
+from solaris_batch.storage import atomic_path
 
 META_PREFIX = "solaris."
 
@@ -66,12 +66,9 @@ def write_embedding_shard_stream(path: Path, batches: Iterable[tuple], dim: int,
     Written under a temporary name, fsynced, then renamed: readers never see a partial shard.
     ``late_meta`` values may be callables, evaluated once every batch is written. Returns rows.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     rows = 0
     schema = embedding_shard_schema(dim)
-    try:
+    with atomic_path(Path(path)) as tmp:
         # Embeddings are stored uncompressed (float data barely compresses; decoding is a memcpy).
         compression = {"user_id": "zstd", "ad_id": "zstd", "embedding": "none", "logit": "zstd"}
         with pq.ParquetWriter(tmp, schema, compression=compression) as w:
@@ -81,12 +78,6 @@ def write_embedding_shard_stream(path: Path, batches: Iterable[tuple], dim: int,
             late = {k: (v() if callable(v) else v) for k, v in late_meta.items()}
             w.add_key_value_metadata({META_PREFIX + k: str(v) for k, v in {**meta, **late, "rows": rows, "dim": dim,
                                                                           "dtype": "float16"}.items()})
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return rows
 
 

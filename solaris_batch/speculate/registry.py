@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from solaris_batch.errors import InputNotFound
+from solaris_batch.storage import fsync_dir, write_atomic
+from solaris_batch.storage.atomic import fsync_tree
 
 LATEST = "LATEST"
 
@@ -47,14 +50,12 @@ def commit(staging: Path, meta: SpeculatorMeta) -> Path:
     root = staging.parent
     final = root / meta.version
     if final.exists():  # same training windows and data: an identical rerun, keep the first
-        import shutil
-
         shutil.rmtree(staging, ignore_errors=True)
     else:
+        fsync_tree(staging)
         os.replace(staging, final)
-    tmp = root / f".{LATEST}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.write_text(meta.version + "\n")
-    os.replace(tmp, root / LATEST)
+        fsync_dir(root)
+    write_atomic(root / LATEST, meta.version + "\n")
     return final
 
 

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
+from solaris_batch import storage
 from solaris_batch.errors import ValidationFailed
 from solaris_batch.serving import EmbeddingStore
-from solaris_batch.snapshots import storage
 from solaris_batch.snapshots.publish import (
     gc,
     list_snapshots,

@@ -25,7 +25,7 @@ from solaris_batch.snapshots.publish import (
     rollback,
 )
 from solaris_batch.snapshots.shards import write_embedding_shard
-from solaris_batch.snapshots.storage import FsRoot, LocalRoot
+from solaris_batch.storage import FsRoot, LocalRoot
 from tests.snapshot_fixtures import DIM, make_emb, resign
 
 
@@ -250,7 +250,7 @@ def test_object_store_root_without_rename(tmp_path):
 
 KILL_PUBLISH = r"""
 import sys, time
-from solaris_batch.snapshots import storage
+from solaris_batch import storage
 from solaris_batch.snapshots.publish import publish
 
 def announce(name):
@@ -309,7 +309,7 @@ def test_a_file_truncated_after_it_was_read_cannot_kill_the_reader(tmp_path):
     """Snapshot files are read into memory, not mapped: a mapping of a file truncated in place
     raises SIGBUS on the next access, which no Python code can catch."""
     (tmp_path / "f.bin").write_bytes(b"x" * (1 << 20))
-    code = ("import os, sys; from solaris_batch.snapshots.storage import LocalRoot\n"
+    code = ("import os, sys; from solaris_batch.storage import LocalRoot\n"
             "buf = LocalRoot(sys.argv[1]).read_buffer('f.bin')\n"
             "os.truncate(os.path.join(sys.argv[1], 'f.bin'), 0)\n"
             "print(bytes(buf)[-1:].decode())")
