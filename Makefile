@@ -19,7 +19,7 @@ setup: $(STAMP) $(AIRFLOW_HOME)/.migrated
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[all,dev]'
 	touch $@
 
 $(AIRFLOW_HOME)/.migrated: $(STAMP)

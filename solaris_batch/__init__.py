@@ -6,4 +6,4 @@ Data flows one way::
                  -> publish (validate, manifest, atomic pointer) -> snapshot -> lookup (serving)
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # 0.2: authenticated manifests (format 2) and the JSON CURRENT pointer

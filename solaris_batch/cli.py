@@ -241,9 +241,21 @@ def cmd_config(a):
     print(json.dumps(body, indent=2))
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("solaris-batch")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from solaris_batch import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="solaris", description="SOLARIS-batch: precompute FM embeddings for the pairs"
                                 " the next requests will score. Paths default to SOLARIS_* env vars, then ./data.")
+    p.add_argument("--version", action="version", version=f"solaris-batch {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name, fn, help_):
