@@ -8,8 +8,8 @@ export AIRFLOW_HOME := $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS := solaris_batch.dag_defaults.SQLITE_CONNECT_ARGS
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC := solaris_batch.dag_defaults.SQLITE_CONNECT_ARGS
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS := solaris_batch.dag_defaults.DB_CONNECT_ARGS
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC := solaris_batch.dag_defaults.DB_CONNECT_ARGS
 export PYTHONUNBUFFERED := 1
 
 .PHONY: setup demo test test-fast lint airflow-db airflow clean

@@ -119,7 +119,25 @@ def spark_submit_task(task_id: str, doc_md: str, **kwargs):
                                application_args=spec % "application_args", doc_md=doc_md, **kwargs)
 
 
-#: SQLite connect args for the embedded Airflow metadata DB (``[database] sql_alchemy_connect_args``
-#: takes an import path): wait up to 60 s for a lock instead of sqlite3's 5 s default, since the
-#: scheduler, API server, DAG processor and CLI all write to the same file.
-SQLITE_CONNECT_ARGS = {"timeout": 60}
+def _db_connect_args() -> dict:
+    """SQLite only: wait up to 60 s for a lock instead of sqlite3's 5 s default, since the scheduler,
+    API server, DAG processor and CLI all write to one file. Other databases get no extra args
+    (``timeout`` means something else to psycopg2/asyncpg)."""
+    url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+    if not url:
+        try:
+            from airflow.configuration import conf
+
+            url = conf.get("database", "sql_alchemy_conn", fallback="sqlite")
+        except Exception:  # Airflow absent or not configured yet: its default is SQLite
+            url = "sqlite"
+    return {"timeout": 60} if url.startswith("sqlite") else {}
+
+
+def __getattr__(name: str):
+    """``DB_CONNECT_ARGS``: connect args for the Airflow metadata DB (``[database]
+    sql_alchemy_connect_args`` takes an import path; the Makefile sets it), computed when Airflow
+    asks for them, so importing this module stays cheap. See ``_db_connect_args``."""
+    if name == "DB_CONNECT_ARGS":
+        return _db_connect_args()
+    raise AttributeError(name)

@@ -62,8 +62,8 @@ def airflow_env(tmp_path_factory):
     env = {**os.environ, "SOLARIS_DATA": str(data), "SOLARIS_SHARDS": "2", "AIRFLOW_HOME": str(tmp / "home"),
            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "SOLARIS_DAG_RETRIES": "0", "SOLARIS_SENSOR_TIMEOUT": "12", "SOLARIS_SENSOR_POKE": "3",
-           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "solaris_batch.dag_defaults.SQLITE_CONNECT_ARGS",
-           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "solaris_batch.dag_defaults.SQLITE_CONNECT_ARGS"}
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "solaris_batch.dag_defaults.DB_CONNECT_ARGS",
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "solaris_batch.dag_defaults.DB_CONNECT_ARGS"}
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([AIRFLOW, "pools", "set", "solaris_fm", "1", "fm"], env=env, check=True, capture_output=True)
     return data, env
@@ -174,34 +174,35 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.integration
-@pytest.mark.slow
-def test_backfill_through_the_scheduler_publishes_three_snapshots(airflow_env, tmp_path):
-    """`airflow backfill create` over 3 hours, executed by a real scheduler (LocalExecutor, SQLite)."""
+def _scheduler_backfill(env: dict, tmp_path: Path, max_active_runs: int) -> list[dict]:
+    """Create `airflow backfill create` runs of solaris_precompute for 04:00..06:00, run them with a
+    real scheduler, DAG processor and API server, and return the finished runs."""
+    import signal
     import time
 
-    data, base_env = airflow_env
     port = _free_port()
-    env = {**base_env, "AIRFLOW_HOME": str(tmp_path / "home"), "SOLARIS_SNAPSHOTS": str(tmp_path / "snapshots"),
-           "SOLARIS_WORK": str(tmp_path / "work"), "SOLARIS_SENSOR_TIMEOUT": "300",
-           "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-           "AIRFLOW__API__PORT": str(port), "AIRFLOW__CORE__PARALLELISM": "4", "SOLARIS_CATCHUP": "false"}
+    env = {**env, "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+           "AIRFLOW__API__PORT": str(port), "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port())}
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
-    subprocess.run([AIRFLOW, "pools", "set", "solaris_fm", "1", "fm"], env=env, check=True, capture_output=True)
-    # Serialize the DAGs and create the backfill before the services start writing to SQLite.
+    # Serialize the DAGs and create the backfill before the services start writing to the DB.
     subprocess.run([AIRFLOW, "dags", "reserialize"], env=env, check=True, capture_output=True)
     # the scheduler only starts runs of unpaused DAGs, backfills included
     subprocess.run([AIRFLOW, "dags", "unpause", "solaris_precompute"], env=env, check=True, capture_output=True)
     r = subprocess.run([AIRFLOW, "backfill", "create", "--dag-id", "solaris_precompute",
                         "--from-date", "2026-11-20T04:00:00+00:00", "--to-date", "2026-11-20T06:00:00+00:00",
-                        "--max-active-runs", "1", "--dag-run-conf", json.dumps({"lookback": "4h"})],
+                        "--max-active-runs", str(max_active_runs), "--dag-run-conf", json.dumps({"lookback": "4h"})],
                        env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     logs = open(tmp_path / "services.log", "w")
-    procs = [subprocess.Popen([AIRFLOW, *cmd], env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True)
-             for cmd in (["api-server", "--port", str(port)], ["scheduler"], ["dag-processor"])]
+
+    def start(*cmd):
+        return subprocess.Popen([AIRFLOW, *cmd], env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True)
+
+    procs = [start("api-server", "--port", str(port))]
     try:
-        deadline = time.time() + 600
+        _wait_for_http(f"http://127.0.0.1:{port}/api/v2/monitor/health", 180)  # tasks report to it from the start
+        procs += [start("scheduler"), start("dag-processor")]
+        deadline = time.time() + 900
         runs = []
         while time.time() < deadline:
             r = subprocess.run([AIRFLOW, "dags", "list-runs", "solaris_precompute", "-o", "json"], env=env,
@@ -214,8 +215,6 @@ def test_backfill_through_the_scheduler_publishes_three_snapshots(airflow_env, t
             time.sleep(5)
         assert sorted(x["state"] for x in runs) == ["success"] * 3, (runs, (tmp_path / "services.log").read_text()[-3000:])
     finally:
-        import signal
-
         for p in procs:
             os.killpg(p.pid, signal.SIGTERM)
         for p in procs:
@@ -224,12 +223,112 @@ def test_backfill_through_the_scheduler_publishes_three_snapshots(airflow_env, t
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
         logs.close()
-    snaps = sorted(p.name[:14] for p in (tmp_path / "snapshots" / "fm" / "snapshots").iterdir())
-    assert snaps == ["20261120T0500Z", "20261120T0600Z", "20261120T0700Z"]
+    return runs
+
+
+def _wait_for_http(url: str, seconds: float) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.time() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(1)
+
+
+def _three_snapshots_current_on_the_latest(root: Path) -> None:
     from solaris_batch.snapshots.publish import read_current
 
-    assert read_current(tmp_path / "snapshots", "fm").startswith("20261120T0700Z")
+    snaps = sorted(p.name[:14] for p in (root / "fm" / "snapshots").iterdir() if not p.name.startswith("."))
+    assert snaps == ["20261120T0500Z", "20261120T0600Z", "20261120T0700Z"]
+    assert read_current(root, "fm").startswith("20261120T0700Z")
 
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_backfill_through_the_scheduler_publishes_three_snapshots(airflow_env, tmp_path):
+    """`airflow backfill create` over 3 hours, executed by a real scheduler (LocalExecutor, SQLite)."""
+    data, base_env = airflow_env
+    env = {**base_env, "AIRFLOW_HOME": str(tmp_path / "home"), "SOLARIS_SNAPSHOTS": str(tmp_path / "snapshots"),
+           "SOLARIS_WORK": str(tmp_path / "work"), "SOLARIS_SENSOR_TIMEOUT": "300",
+           "AIRFLOW__CORE__PARALLELISM": "4", "SOLARIS_CATCHUP": "false"}
+    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([AIRFLOW, "pools", "set", "solaris_fm", "1", "fm"], env=env, check=True, capture_output=True)
+    _scheduler_backfill(env, tmp_path, max_active_runs=1)
+    _three_snapshots_current_on_the_latest(tmp_path / "snapshots")
+
+
+def _pg_bin(name: str) -> str | None:
+    import glob
+    import shutil
+
+    return shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None)
+
+
+@pytest.fixture
+def postgres():
+    """A throwaway PostgreSQL server on 127.0.0.1 (installed by .ci/run: apt-get install postgresql)."""
+    import shutil
+    import tempfile
+
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        msg = "PostgreSQL server binaries not found: apt-get install postgresql (.ci/run does)"
+        pytest.fail(msg) if os.environ.get("CI") else pytest.skip(msg)
+    base = Path(tempfile.mkdtemp(prefix="solaris-pg-"))
+    as_pg = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(base, "postgres", "postgres")
+        as_pg = ["runuser", "-u", "postgres", "--"]
+    base.chmod(0o755)
+    port = _free_port()
+    data = base / "data"
+    subprocess.run([*as_pg, initdb, "-D", str(data), "-A", "trust", "-U", "airflow", "--no-sync"], check=True,
+                   capture_output=True)
+    subprocess.run([*as_pg, pg_ctl, "-D", str(data), "-l", str(base / "server.log"), "-w", "-o",
+                    f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                    "start"], check=True, capture_output=True)
+    try:
+        subprocess.run([*as_pg, _pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "airflow", "airflow"],
+                       check=True, capture_output=True)
+        yield f"postgresql+psycopg2://airflow@127.0.0.1:{port}/airflow"
+    finally:
+        subprocess.run([*as_pg, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_backfill_on_postgres_runs_mapped_infer_concurrently(airflow_env, postgres, tmp_path):
+    """The same backfill on PostgreSQL with LocalExecutor (parallelism 4, two runs at a time, two FM
+    slots): mapped infer tasks overlap in time, and runs overlapping their publish and gc still
+    publish all three snapshots with CURRENT on the latest."""
+    import sqlalchemy
+
+    data, base_env = airflow_env
+    env = {**base_env, "AIRFLOW_HOME": str(tmp_path / "home"), "SOLARIS_SNAPSHOTS": str(tmp_path / "snapshots"),
+           "SOLARIS_WORK": str(tmp_path / "work"), "SOLARIS_CATCHUP": "false",
+           # the latest interval's run (unpausing schedules it; it has no logs) gives up after 60 s
+           "SOLARIS_SENSOR_TIMEOUT": "60", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres, "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+           "AIRFLOW__CORE__PARALLELISM": "4", "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "8",
+           "SOLARIS_SPARK_MASTER": "local[1]"}  # two runs' Spark drivers share 2 cores
+    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([AIRFLOW, "pools", "set", "solaris_fm", "2", "fm"], env=env, check=True, capture_output=True)
+    _scheduler_backfill(env, tmp_path, max_active_runs=2)
+    _three_snapshots_current_on_the_latest(tmp_path / "snapshots")
+    with sqlalchemy.create_engine(postgres).connect() as c:
+        rows = c.execute(sqlalchemy.text(
+            "SELECT run_id, task_id, start_date, end_date FROM task_instance WHERE dag_id = 'solaris_precompute'"
+            " AND task_id IN ('infer', 'publish', 'gc') AND state = 'success'")).all()
+    infer = [(s, e) for _, t, s, e in rows if t == "infer"]
+    assert len(infer) == 3 * 2  # two mapped shards per run
+    overlap = any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(infer) for b in infer[i + 1:])
+    assert overlap, "no two infer tasks ran at the same time"
 
 
 @pytest.mark.parametrize("task_level,env_level,expected", [("INFO", None, "ERROR"), ("DEBUG", None, "WARN"),
