@@ -14,6 +14,17 @@ from solaris_batch.logs.layout import write_partition
 T0 = datetime(2026, 11, 20, 0, tzinfo=UTC)
 
 
+def tiny_fm_config(**overrides):
+    """The one tiny reference-FM config the unit tests share (fast on CPU); ``overrides`` for the
+    few tests that need another size."""
+    from dataclasses import replace
+
+    from solaris_batch.model.fm import FMConfig
+
+    return replace(FMConfig(), ad_buckets=256, cat_buckets=16, d_model=16, n_heads=2, seq_len=8, emb_dim=8,
+                   **overrides)
+
+
 def log_table(rows: list[tuple]) -> pa.Table:
     """rows: (request_id, ts, user_id, ad_id, position, impressed, clicked)."""
     cols = list(zip(*rows, strict=True)) if rows else [[]] * 7

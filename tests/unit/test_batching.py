@@ -18,6 +18,7 @@ from solaris_batch.model.checkpoint import save_checkpoint
 from solaris_batch.model.fm import FMConfig, SolarisFM
 from solaris_batch.snapshots.shards import list_shards
 from solaris_batch.speculate.plan import shard_files
+from tests.conftest import tiny_fm_config
 from tests.unit.plan_fixture import make_plan
 
 
@@ -55,6 +56,7 @@ def test_iter_user_chunks_refuses_unsorted_shard(tmp_path):
 KILL_SCRIPT = r"""
 import sys, time, torch
 from solaris_batch.inference import runner
+from tests.conftest import tiny_fm_config
 orig = runner.run_model
 def slow(*a, **k):
     time.sleep(0.3)   # give the test time to kill us mid-shard, after a first batch was written
@@ -66,7 +68,7 @@ runner.infer_plan(sys.argv[1], sys.argv[2], sys.argv[3], shard=int(sys.argv[4]),
 
 
 def test_killed_run_leaves_no_partial_shard_and_resumes_identically(tmp_path):
-    cfg = replace(FMConfig(), ad_buckets=256, cat_buckets=16, d_model=16, n_heads=2, seq_len=4, emb_dim=8)
+    cfg = tiny_fm_config(seq_len=4)
     torch.manual_seed(1)
     save_checkpoint(SolarisFM(cfg), tmp_path / "ck")
     info = make_plan(tmp_path / "plan", n_users=40, max_ads=6, shards=1)

@@ -53,3 +53,22 @@ def test_snapshots_show_takes_options_before_the_id(root, capsys):
     assert rc == 0 and f'"snapshot_id": "{sid}"' in out
     rc, out, _ = _run(capsys, "snapshots", "show", sid, "--root", str(root))
     assert rc == 0 and f'"snapshot_id": "{sid}"' in out
+
+
+def test_every_subcommand_has_help(capsys):
+    """Walks the parser itself, so a new subcommand is covered without editing this list."""
+    import argparse
+
+    from solaris_batch.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"simulate", "speculate", "train-fm", "infer", "publish", "run", "replay", "lookup", "snapshots",
+            "config", "evaluate", "backtest", "ingest", "train-speculator"} <= set(sub.choices)
+    for name in sub.choices:
+        with pytest.raises(SystemExit) as e:
+            main([name, "--help"])
+        out = capsys.readouterr().out
+        assert e.value.code == 0 and out.startswith(f"usage: solaris {name}") and len(out) > 80, name
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("solaris-batch ")

@@ -1,5 +1,4 @@
 import json
-from dataclasses import replace
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -11,14 +10,15 @@ from solaris_batch.inference.batching import user_batches
 from solaris_batch.inference.runner import infer_plan
 from solaris_batch.model.checkpoint import load_checkpoint, save_checkpoint
 from solaris_batch.model.features import AdFeatures, encode_candidates, encode_tokens, pack_lists
-from solaris_batch.model.fm import FMConfig, SolarisFM
+from solaris_batch.model.fm import SolarisFM
 from solaris_batch.serving import EmbeddingStore
 from solaris_batch.snapshots.publish import publish, read_current
 from solaris_batch.snapshots.shards import decode_embeddings, list_shards, write_embedding_shard
 from solaris_batch.speculate.plan import read_pairs, read_table
+from tests.conftest import tiny_fm_config
 from tests.unit.plan_fixture import make_plan
 
-TINY = replace(FMConfig(), ad_buckets=256, cat_buckets=16, d_model=16, n_heads=2, seq_len=8, emb_dim=8)
+TINY = tiny_fm_config()
 
 
 @pytest.fixture

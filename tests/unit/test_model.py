@@ -9,8 +9,9 @@ from solaris_batch.errors import CheckpointError
 from solaris_batch.model.checkpoint import load_checkpoint, save_checkpoint
 from solaris_batch.model.features import AdFeatures, Events, pack_lists, sequences_at
 from solaris_batch.model.fm import FMConfig, SolarisFM
+from tests.conftest import tiny_fm_config
 
-TINY = replace(FMConfig(), ad_buckets=128, cat_buckets=16, d_model=16, n_heads=2, seq_len=6, emb_dim=8)
+TINY = tiny_fm_config()
 
 
 def _naive_sequences(users, ts, ads, clicked, q_user, q_ts, L, lookback):
