@@ -21,8 +21,8 @@ def tiny_fm_config(**overrides):
 
     from solaris_batch.model.fm import FMConfig
 
-    return replace(FMConfig(), ad_buckets=256, cat_buckets=16, d_model=16, n_heads=2, seq_len=8, emb_dim=8,
-                   **overrides)
+    sizes = {"ad_buckets": 256, "cat_buckets": 16, "d_model": 16, "n_heads": 2, "seq_len": 8, "emb_dim": 8}
+    return replace(FMConfig(), **{**sizes, **overrides})
 
 
 def log_table(rows: list[tuple]) -> pa.Table:
