@@ -16,7 +16,8 @@ from solaris_batch.errors import ConfigError, InputNotFound, SolarisError
 def _settings(a: argparse.Namespace):
     from solaris_batch.config import load_settings
 
-    return load_settings(logs=getattr(a, "logs", None), work=getattr(a, "work", None),
+    return load_settings(spark_log_level="WARN" if getattr(a, "verbose", False) else None,
+                         logs=getattr(a, "logs", None), work=getattr(a, "work", None),
                          snapshots=getattr(a, "root", None), model=getattr(a, "model", None),
                          model_name=getattr(a, "model_name", None), shards=getattr(a, "shards", None),
                          speculator=getattr(a, "registry", None))
@@ -256,11 +257,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="solaris", description="SOLARIS-batch: precompute FM embeddings for the pairs"
                                 " the next requests will score. Paths default to SOLARIS_* env vars, then ./data.")
     p.add_argument("--version", action="version", version=f"solaris-batch {_version()}")
+    p.add_argument("--verbose", action="store_true",
+                   help="show Spark's own warnings too (sets SOLARIS_SPARK_LOG_LEVEL=WARN for this command)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name, fn, help_):
         sp = sub.add_parser(name, help=help_, description=help_)
         sp.set_defaults(fn=fn)
+        sp.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show Spark's own warnings too (SOLARIS_SPARK_LOG_LEVEL=WARN)")
         return sp
 
     def window_args(sp, budget=True):

@@ -65,10 +65,27 @@ class Root:
     def read_optional(self, rel: str) -> bytes | None:
         """The file's bytes, or None where there is no such file."""
     def exists(self, rel: str) -> bool: ...
+    def is_dir(self, rel: str) -> bool: ...
     def listdir(self, rel: str) -> list[str]: ...
-    def write_text(self, rel: str, text: str) -> None:
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
         """Durably replace ``rel``; readers see the old or the new content, never a mix."""
+
+    def write_text(self, rel: str, text: str) -> None:
+        self.write_bytes(rel, text.encode())
+
     def put_file(self, local: Path, rel: str) -> None: ...
+
+    def put_tree(self, local: Path, rel: str = "", last: tuple[str, ...] = ()) -> None:
+        """Make ``rel`` hold exactly the files of the local folder ``local``. Local roots swap the
+        folder whole; object stores upload every file (those named in ``last``, the commit markers
+        such as ``_SUCCESS``, after the others) and then delete objects the new tree lacks."""
+
+    def uri(self, rel: str = "") -> str:
+        """``rel`` as a URI (a plain path for local roots), for messages and for other readers."""
+
+    def arrow(self, rel: str = "") -> tuple:
+        """``(pyarrow filesystem, path)`` of ``rel``, for pyarrow's dataset and Parquet readers."""
     def new_dir(self, final_rel: str) -> str:
         """Folder to write a new snapshot into before ``commit_dir``."""
     def commit_dir(self, tmp_rel: str, final_rel: str) -> None: ...

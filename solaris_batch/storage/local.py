@@ -11,9 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 
 from solaris_batch.errors import ValidationFailed
-from solaris_batch.storage.atomic import fsync_dir, write_atomic
+from solaris_batch.storage.atomic import fsync_dir, staged_dir, write_atomic
 from solaris_batch.storage.base import Root
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,22 @@ class LocalRoot(Root):
         p = self._p(rel)
         return sorted(x.name for x in p.iterdir()) if p.is_dir() else []
 
-    def write_text(self, rel, text):
-        write_atomic(self._p(rel), text)
+    def write_bytes(self, rel, data):
+        write_atomic(self._p(rel), data)
+
+    def is_dir(self, rel):
+        return self._p(rel).is_dir()
+
+    def put_tree(self, local, rel="", last=()):
+        dst = self._p(rel) if rel else self.base
+        with staged_dir(dst) as tmp:
+            shutil.copytree(local, tmp, dirs_exist_ok=True)
+
+    def uri(self, rel=""):
+        return str(self._p(rel)) if rel else str(self.base)
+
+    def arrow(self, rel=""):
+        return pafs.LocalFileSystem(), str(Path(self.uri(rel)).resolve())
 
     def put_file(self, local, rel):
         p = self._p(rel)

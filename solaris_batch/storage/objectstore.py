@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.fs as pafs
 
@@ -49,9 +51,32 @@ class FsRoot(Root):
         infos = self.fs.get_file_info(pafs.FileSelector(self._p(rel), allow_not_found=True))
         return sorted(i.base_name for i in infos)
 
-    def write_text(self, rel, text):
+    def write_bytes(self, rel, data):
         with self.fs.open_output_stream(self._p(rel)) as f:  # single-object PUT: atomic on S3/GCS
-            f.write(text.encode())
+            f.write(data)
+
+    def is_dir(self, rel):
+        return self.fs.get_file_info(self._p(rel)).type == pafs.FileType.Directory
+
+    def put_tree(self, local, rel="", last=()):
+        local = Path(local)
+        files = sorted((p for p in local.rglob("*") if p.is_file()), key=lambda p: (p.name in last, str(p)))
+        for p in files:
+            dst = self._p("/".join(x for x in (rel, p.relative_to(local).as_posix()) if x))
+            self.fs.create_dir(dst.rsplit("/", 1)[0], recursive=True)
+            pafs.copy_files(str(p), dst, destination_filesystem=self.fs)
+        keep = {self._p("/".join(x for x in (rel, p.relative_to(local).as_posix()) if x)) for p in files}
+        base = self._p(rel) if rel else self.base
+        stale = [i.path for i in self.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+                 if i.type == pafs.FileType.File and i.path not in keep]
+        for path in stale:
+            self.fs.delete_file(path)
+
+    def uri(self, rel=""):
+        return f"{self.fs.type_name}://{self._p(rel) if rel else self.base}"
+
+    def arrow(self, rel=""):
+        return self.fs, (self._p(rel) if rel else self.base)
 
     def put_file(self, local, rel):
         self.fs.create_dir(self._p(rel).rsplit("/", 1)[0], recursive=True)
