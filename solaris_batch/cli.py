@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--churn", type=float, default=0.02, help="hourly interest-pool churn")
 
     sp = add("speculate", cmd_speculate, "Spark job: plan the pairs of the next horizon under a budget")
-    sp.add_argument("--logs", type=Path, help="request-log root (default SOLARIS_LOGS)")
+    sp.add_argument("--logs", help="request-log root (default SOLARIS_LOGS)")
     window_args(sp)
     sp.add_argument("--out", type=Path, required=True, help="plan folder to write (replaced whole)")
     sp.add_argument("--shards", type=int, help="plan shards (default SOLARIS_SHARDS or 4)")
@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("train-speculator", cmd_train_speculator,
              "Spark job: learn the speculator's scoring on past windows and register a new version")
-    sp.add_argument("--logs", type=Path, help="request-log root (default SOLARIS_LOGS)")
+    sp.add_argument("--logs", help="request-log root (default SOLARIS_LOGS)")
     window_args(sp, budget=False)
     sp.add_argument("--windows", type=int, default=4, help="past windows (horizons ending by --at) to learn from")
     sp.add_argument("--every", help="spacing of the windows (default: the horizon)")
@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--submit", action="store_true", help="run through spark-submit in a child process")
 
     sp = add("backtest", cmd_backtest, "replay real horizons against learned / repeat / popular plans per budget")
-    sp.add_argument("--logs", type=Path, help="request-log root (default SOLARIS_LOGS)")
+    sp.add_argument("--logs", help="request-log root (default SOLARIS_LOGS)")
     sp.add_argument("--at", required=True, help="horizon start(s), comma-separated ISO times (UTC)")
     sp.add_argument("--lookback", default="24h")
     sp.add_argument("--horizon", default="1h")
@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("evaluate", cmd_evaluate,
              "knowledge transfer: VM alone / + SOLARIS / + FM everywhere / distilled, with hit rate and cost")
-    sp.add_argument("--logs", type=Path, help="request-log root (default SOLARIS_LOGS)")
+    sp.add_argument("--logs", help="request-log root (default SOLARIS_LOGS)")
     sp.add_argument("--at", required=True, help="test horizon start T, ISO time UTC")
     sp.add_argument("--horizon", default="1h", help="test horizon and serving-window length")
     sp.add_argument("--budget", default="2x", help="headline budget (count or Nx)")
@@ -350,12 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("ingest", cmd_ingest, "convert a public dataset (MovieLens, Taobao, MIND) into a canonical log root")
     sp.add_argument("format", choices=["movielens", "taobao", "mind"])
     sp.add_argument("--src", type=Path, required=True, help="the dataset file or its folder")
-    sp.add_argument("--out", type=Path, required=True, help="log root to write (replaced whole)")
+    sp.add_argument("--out", required=True, help="log root to write, a path or URI (replaced whole)")
     sp.add_argument("--min-ts", help="quarantine rows before this UTC time (default 1995-01-01)")
     sp.add_argument("--max-ts", help="quarantine rows after this UTC time (default: one day after now)")
 
     sp = add("train-fm", cmd_train_fm, "train the reference FM on impressions before --until")
-    sp.add_argument("--logs", type=Path)
+    sp.add_argument("--logs")
     sp.add_argument("--until", required=True, help="train on data strictly before this time (UTC)")
     sp.add_argument("--out", dest="model", type=Path, help="checkpoint folder (default SOLARIS_MODEL)")
     sp.add_argument("--window", default="24h", help="training window before --until")
@@ -395,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--keep", type=int, default=5, help="gc: newest good snapshots to keep (default 5)")
 
     sp = add("run", cmd_run, "speculate -> infer -> publish for one horizon, without Airflow")
-    sp.add_argument("--logs", type=Path)
+    sp.add_argument("--logs")
     window_args(sp)
     sp.add_argument("--model", type=Path)
     sp.add_argument("--root")
@@ -405,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--device")
 
     sp = add("replay", cmd_replay, "hit rate of a horizon's (request, ad) rows against the live snapshot")
-    sp.add_argument("--logs", type=Path)
+    sp.add_argument("--logs")
     sp.add_argument("--at", required=True)
     sp.add_argument("--horizon", default="1h")
     sp.add_argument("--root")

@@ -25,8 +25,9 @@ class Settings(BaseSettings):
     data: Path = Field(default_factory=lambda: Path.cwd() / "data")
     """Project-local data directory; the default parent of every location below."""
 
-    logs: Path | None = None
-    """Request-log root (``<logs>/requests/dt=.../hour=.../``). Default ``<data>/logs``."""
+    logs: str | None = None
+    """Request-log root (``<logs>/requests/dt=.../hour=.../``): a path or a URI (``s3://``,
+    ``gs://``, ``hdfs://``, ...; credentials from pyarrow's usual environment). Default ``<data>/logs``."""
 
     work: Path | None = None
     """Plans and embedding shards, keyed by interval. Default ``<data>/work``."""
@@ -40,8 +41,8 @@ class Settings(BaseSettings):
     speculator: Path | None = None
     """Speculator model registry (versions + ``LATEST``). Default ``<data>/models/speculator``."""
 
-    metrics: Path | None = None
-    """Metrics tables written by the monitor DAG. Default ``<data>/metrics``."""
+    metrics: str | None = None
+    """Metrics tables written by the monitor DAG: a path or a URI. Default ``<data>/metrics``."""
 
     model_name: str = "fm"
     """Name under which snapshots are published (``<snapshots>/<model_name>/``)."""
@@ -94,8 +95,9 @@ class Settings(BaseSettings):
 
     # Resolved locations -------------------------------------------------------------------
     @property
-    def logs_root(self) -> Path:
-        return self.logs or self.data / "logs"
+    def logs_root(self) -> Path | str:
+        """A ``Path`` for local roots (plain paths, ``file://``), else the URI as given."""
+        return _root(self.logs, self.data / "logs")
 
     @property
     def work_root(self) -> Path:
@@ -106,8 +108,8 @@ class Settings(BaseSettings):
         return self.snapshots or str(self.data / "snapshots")
 
     @property
-    def metrics_root(self) -> Path:
-        return self.metrics or self.data / "metrics"
+    def metrics_root(self) -> Path | str:
+        return _root(self.metrics, self.data / "metrics")
 
     @property
     def model_path(self) -> Path:
@@ -122,6 +124,15 @@ class Settings(BaseSettings):
         values = self.model_dump()
         values.update({k: v for k, v in overrides.items() if v is not None})
         return Settings(**values)
+
+
+def _root(value: str | None, default: Path) -> Path | str:
+    from solaris_batch.storage.uri import local_path
+
+    if value is None:
+        return default
+    local = local_path(value)
+    return local if local is not None else value
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -21,7 +21,7 @@ from solaris_batch.errors import QualityAlert
 from solaris_batch.logs.reader import read_window
 from solaris_batch.snapshots.publish import read_manifest
 from solaris_batch.speculate.metrics import coverage
-from solaris_batch.storage import Root, write_table_atomic
+from solaris_batch.storage import Root
 from solaris_batch.timeutil import Window, parse_duration, parse_time, to_us
 
 
@@ -54,7 +54,7 @@ def snapshot_pairs(root: str, model: str, snapshot_id: str) -> tuple[np.ndarray,
     return np.concatenate(us), np.concatenate(as_)
 
 
-def monitor_snapshot(logs: Path, root: str, model: str, snapshot_id: str, out: Path,
+def monitor_snapshot(logs: str | Path, root: str, model: str, snapshot_id: str, out: str | Path,
                      threshold: float = 0.0) -> MonitorRecord:
     """Compute realized coverage of ``snapshot_id`` over its horizon and write it to ``out``.
 
@@ -71,8 +71,7 @@ def monitor_snapshot(logs: Path, root: str, model: str, snapshot_id: str, out: P
     rec = MonitorRecord(snapshot_id, model, at.isoformat(), horizon, cov["planned_pairs"], cov["horizon_rows"],
                         cov["horizon_pairs"], cov["request_hit_rate"], cov["pair_recall"], cov["precision"],
                         float((ts - to_us(at)).mean() / 1e6), threshold, cov["request_hit_rate"] >= threshold)
-    out = Path(out)
-    write_table_atomic(pa.Table.from_pylist([asdict(rec)]), out / f"snapshot_id={snapshot_id}.parquet")
+    _write(Root.open(out), f"snapshot_id={snapshot_id}.parquet", pa.Table.from_pylist([asdict(rec)]))
     plot_history(out)
     if not rec.passed:
         raise QualityAlert(f"realized hit rate {rec.request_hit_rate:.3f} of snapshot {snapshot_id} is below the"
@@ -80,12 +79,22 @@ def monitor_snapshot(logs: Path, root: str, model: str, snapshot_id: str, out: P
     return rec
 
 
-def read_history(out: Path) -> pa.Table:
-    files = sorted(Path(out).glob("snapshot_id=*.parquet"))
-    return pa.concat_tables([pq.read_table(f) for f in files]).sort_by("at") if files else pa.table({})
+def _write(root: Root, name: str, table: pa.Table) -> None:
+    """One Parquet object, replaced whole (a single PUT on object stores, write + rename locally)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    root.write_bytes(name, sink.getvalue().to_pybytes())
 
 
-def plot_history(out: Path) -> Path | None:
+def read_history(out: str | Path) -> pa.Table:
+    """Every snapshot's record under ``out`` (a path or URI), oldest horizon first."""
+    root = Root.open(out)
+    names = sorted(n for n in root.listdir("") if n.startswith("snapshot_id=") and n.endswith(".parquet"))
+    tables = [pq.read_table(pa.BufferReader(root.read_bytes(n))) for n in names]
+    return pa.concat_tables(tables).sort_by("at") if tables else pa.table({})
+
+
+def plot_history(out: str | Path) -> str | None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,7 +122,11 @@ def plot_history(out: Path) -> Path | None:
     ax.set_title("SOLARIS realized coverage per snapshot")
     fig.autofmt_xdate()
     fig.tight_layout()
-    path = Path(out) / "hit_rate.png"
-    fig.savefig(path, dpi=100)
+    import io
+
+    png = io.BytesIO()
+    fig.savefig(png, dpi=100, format="png")
     plt.close(fig)
-    return path
+    root = Root.open(out)
+    root.write_bytes("hit_rate.png", png.getvalue())
+    return root.uri("hit_rate.png")

@@ -250,8 +250,10 @@ def monitor_interval(settings: Settings, snapshot_id: str | None, threshold: flo
         from solaris_batch.errors import SnapshotNotFound
 
         raise SnapshotNotFound(f"no snapshot of {settings.model_name!r} to monitor: publish one first")
+    from solaris_batch.storage.uri import join
+
     rec = monitor_snapshot(settings.logs_root, settings.snapshots_root, settings.model_name, sid,
-                           settings.metrics_root / "monitor", threshold)
+                           join(settings.metrics_root, "monitor"), threshold)
     return asdict(rec)
 
 

@@ -21,6 +21,9 @@ whole, so a rerun gives the same log and a failed run leaves nothing.
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,7 +38,8 @@ from solaris_batch import schemas
 from solaris_batch.errors import ConfigError, InputNotFound
 from solaris_batch.hashing import xxhash64
 from solaris_batch.logs.layout import SUCCESS, partition_dir
-from solaris_batch.storage import staged_dir
+from solaris_batch.storage import Root, staged_dir
+from solaris_batch.storage.uri import local_path
 
 FORMATS = ("movielens", "taobao", "mind")
 HOUR_US = 3_600_000_000
@@ -288,7 +292,7 @@ def _parser(fmt: str, src: Path):
     raise ConfigError(f"unknown ingest format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
-def ingest(fmt: str, src: Path, out: Path, block_size: int = 16 << 20, min_ts: str | datetime | None = None,
+def ingest(fmt: str, src: Path, out: str | Path, block_size: int = 16 << 20, min_ts: str | datetime | None = None,
            max_ts: str | datetime | None = None) -> IngestStats:
     """Convert ``src`` (a file, or a folder holding the format's usual file) into a log root ``out``.
 
@@ -307,7 +311,7 @@ def ingest(fmt: str, src: Path, out: Path, block_size: int = 16 << 20, min_ts: s
     if not src.exists():
         raise InputNotFound(f"ingest source {src} does not exist")
     parse = _parser(fmt, src)
-    with staged_dir(Path(out)) as tmp:  # the log appears whole or not at all; its files need no atomic writes
+    with _staged_log(out) as tmp:  # the log appears whole or not at all; its files need no atomic writes
         lines = rows = quarantined = 0
         requests: set[int] = set()
         hours: set[int] = set()
@@ -350,6 +354,20 @@ def ingest(fmt: str, src: Path, out: Path, block_size: int = 16 << 20, min_ts: s
     return IngestStats(fmt, lines, rows, len(requests), quarantined, len(range(min(hours), max(hours) + 1))
                        if hours else 0, _hour_dt(min(hours)).isoformat() if hours else None,
                        _hour_dt(max(hours)).isoformat() if hours else None)
+
+
+@contextmanager
+def _staged_log(out: str | Path) -> Iterator[Path]:
+    """A local folder to build the log in: swapped in whole on a local root; on an object store,
+    uploaded with every ``_SUCCESS`` marker after the data it commits."""
+    local = local_path(out)
+    if local is not None:
+        with staged_dir(local) as tmp:
+            yield tmp
+        return
+    with tempfile.TemporaryDirectory(prefix="solaris-ingest-") as tmp:
+        yield Path(tmp)
+        Root.open(out).put_tree(Path(tmp), last=(SUCCESS,))
 
 
 def _hour_dt(hour: int) -> datetime:

@@ -7,29 +7,36 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from solaris_batch.storage import write_atomic, write_table_atomic
+from solaris_batch.storage import Root, write_atomic, write_table_atomic
 
 SUCCESS = "_SUCCESS"
 
 
+def partition_rel(hour: datetime) -> str:
+    """The hour partition that starts at ``hour`` (UTC), relative to the log root."""
+    return f"requests/dt={hour:%Y-%m-%d}/hour={hour:%H}"
+
+
 def partition_dir(logs: Path, hour: datetime) -> Path:
-    """Folder of the hour partition that starts at ``hour`` (UTC)."""
-    return Path(logs) / "requests" / f"dt={hour:%Y-%m-%d}" / f"hour={hour:%H}"
+    """Folder of the hour partition that starts at ``hour`` (UTC) under a local log root."""
+    return Path(logs) / partition_rel(hour)
 
 
-def first_hour(logs: Path) -> datetime | None:
+def first_hour(logs: str | Path | Root) -> datetime | None:
     """Start (UTC) of the earliest hour partition folder under ``<logs>/requests``, complete or
-    not; None when there is none. Where the log begins."""
-    for day in sorted(d for d in (Path(logs) / "requests").glob("dt=*") if d.is_dir()):
-        hours = sorted(h.name for h in day.glob("hour=*") if h.is_dir())
+    not; None when there is none. Where the log begins. ``logs`` is any root URI."""
+    root = Root.open(logs)
+    for day in sorted(d for d in root.listdir("requests") if d.startswith("dt=")):
+        hours = sorted(h for h in root.listdir(f"requests/{day}") if h.startswith("hour=")
+                       and root.is_dir(f"requests/{day}/{h}"))
         if hours:
-            return datetime.strptime(f"{day.name[3:]} {hours[0][5:]}", "%Y-%m-%d %H").replace(tzinfo=UTC)
+            return datetime.strptime(f"{day[3:]} {hours[0][5:]}", "%Y-%m-%d %H").replace(tzinfo=UTC)
     return None
 
 
-def hour_complete(logs: Path, hour: datetime) -> bool:
-    """True when the hour partition starting at ``hour`` holds ``_SUCCESS``."""
-    return (partition_dir(logs, hour) / SUCCESS).exists()
+def hour_complete(logs: str | Path | Root, hour: datetime) -> bool:
+    """True when the hour partition starting at ``hour`` holds ``_SUCCESS`` (any root URI)."""
+    return Root.open(logs).exists(f"{partition_rel(hour)}/{SUCCESS}")
 
 
 def write_partition(logs: Path, hour: datetime, table: pa.Table) -> Path:

@@ -11,21 +11,24 @@ import pyarrow.parquet as pq
 
 from solaris_batch import schemas
 from solaris_batch.errors import EmptyWindow, InputNotFound, PartitionIncomplete, PartitionMissing
-from solaris_batch.logs.layout import SUCCESS, first_hour, partition_dir
+from solaris_batch.logs.layout import SUCCESS, first_hour, partition_rel
+from solaris_batch.storage import Root
+from solaris_batch.storage.uri import arrow_paths
 from solaris_batch.timeutil import Window
 
 
-def require_logs_root(logs: Path) -> Path:
-    logs = Path(logs)
-    if not (logs / "requests").is_dir():
+def require_logs_root(logs: str | Path | Root) -> Root:
+    """The log root at ``logs`` (a path or any root URI), which must hold ``requests/``."""
+    root = Root.open(logs)
+    if not root.is_dir("requests"):
         raise InputNotFound(
-            f"no request log at {logs}/requests: pass --logs (or set SOLARIS_LOGS) to a log root,"
+            f"no request log at {root.uri('requests')}: pass --logs (or set SOLARIS_LOGS) to a log root,"
             " or create one with 'solaris simulate --out DIR'"
         )
-    return logs
+    return root
 
 
-def clip_to_log_start(logs: Path, window: Window) -> Window:
+def clip_to_log_start(logs: str | Path | Root, window: Window) -> Window:
     """``window``, its start moved up to the log's first hour partition when the log begins inside it.
 
     For lookbacks that reach back before the logs do (the first runs of a fresh deployment). Only
@@ -38,46 +41,54 @@ def clip_to_log_start(logs: Path, window: Window) -> Window:
     return Window(first, window.end)
 
 
-def partition_paths(logs: Path, window: Window, allow_missing: bool = False) -> list[Path]:
-    """Hour partitions covering ``window``; each must exist and hold ``_SUCCESS``.
+def partition_paths(logs: str | Path | Root, window: Window, allow_missing: bool = False) -> list[str]:
+    """Hour partitions covering ``window`` as URIs (plain paths for local roots); each must exist
+    and hold ``_SUCCESS``.
 
     With ``allow_missing``, absent hours are skipped (a window that starts before the log does),
     but a partition that exists without ``_SUCCESS`` is always refused: it may still be written.
     """
-    logs = require_logs_root(logs)
+    root = require_logs_root(logs)
     out = []
     for hour in window.hours():
-        d = partition_dir(logs, hour)
-        if not d.is_dir():
+        rel = partition_rel(hour)
+        if not root.is_dir(rel):
             if allow_missing:
                 continue
             raise PartitionMissing(
-                f"log partition {d} is missing for window {window}: backfill that hour or"
+                f"log partition {root.uri(rel)} is missing for window {window}: backfill that hour or"
                 " shorten --lookback"
             )
-        if not (d / SUCCESS).exists():
+        if not root.exists(f"{rel}/{SUCCESS}"):
             raise PartitionIncomplete(
-                f"log partition {d} has no {SUCCESS} marker (still being written?):"
+                f"log partition {root.uri(rel)} has no {SUCCESS} marker (still being written?):"
                 " wait for it to complete, then rerun"
             )
-        out.append(d)
+        out.append(root.uri(rel))
     if not out:
-        raise EmptyWindow(f"no log partitions in window {window} under {logs}/requests: check --at and --lookback")
+        raise EmptyWindow(f"no log partitions in window {window} under {root.uri('requests')}:"
+                          " check --at and --lookback")
     return out
 
 
-def log_files(paths: list[Path], window: Window) -> list[str]:
-    """Parquet files of the given partitions, each checked against the log contract."""
-    files = sorted(str(f) for p in paths for f in p.glob("*.parquet"))
+def log_files(paths: list[str], window: Window) -> list[str]:
+    """Parquet files (URIs) of the given partitions, each checked against the log contract."""
+    files = []
+    for p in paths:
+        part = Root.open(p)
+        for name in part.listdir(""):
+            if name.endswith(".parquet"):
+                fs, path = part.arrow(name)
+                schemas.check_schema(pq.read_schema(path, filesystem=fs), schemas.REQUEST_LOG,
+                                     f"log file {part.uri(name)}")
+                files.append(part.uri(name))
     if not files:
         raise EmptyWindow(f"log partitions for {window} hold no Parquet files")
-    for f in files:
-        schemas.check_schema(pq.read_schema(f), schemas.REQUEST_LOG, f"log file {f}")
-    return files
+    return sorted(files)
 
 
 def read_window(
-    logs: Path,
+    logs: str | Path | Root,
     window: Window,
     columns: list[str] | None = None,
     where: pc.Expression | None = None,
@@ -87,8 +98,8 @@ def read_window(
 
     Raises ``SchemaMismatch`` if any file breaks the contract and ``EmptyWindow`` if no row matches.
     """
-    files = log_files(partition_paths(logs, window, allow_missing=allow_missing), window)
-    dataset = ds.dataset(files, format="parquet", schema=schemas.REQUEST_LOG)
+    fs, files = arrow_paths(log_files(partition_paths(logs, window, allow_missing=allow_missing), window))
+    dataset = ds.dataset(files, format="parquet", schema=schemas.REQUEST_LOG, filesystem=fs)
     cond = (pc.field("ts") >= pa.scalar(window.start, schemas.TS)) & (
         pc.field("ts") < pa.scalar(window.end, schemas.TS)
     )
@@ -100,11 +111,12 @@ def read_window(
     return table
 
 
-def read_ads(logs: Path) -> pa.Table | None:
+def read_ads(logs: str | Path | Root) -> pa.Table | None:
     """The optional ads dimension table, or None when ``<logs>/ads`` is absent."""
-    d = Path(logs) / "ads"
-    if not d.is_dir():
+    root = Root.open(logs)
+    if not root.is_dir("ads"):
         return None
-    table = ds.dataset(d, format="parquet").to_table()
-    schemas.check_schema(table.schema, schemas.ADS, f"ads table {d}")
+    fs, path = root.arrow("ads")
+    table = ds.dataset(path, format="parquet", filesystem=fs).to_table()
+    schemas.check_schema(table.schema, schemas.ADS, f"ads table {root.uri('ads')}")
     return table

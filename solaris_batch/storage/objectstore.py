@@ -19,6 +19,10 @@ class FsRoot(Root):
 
     @classmethod
     def from_uri(cls, uri: str) -> FsRoot:
+        """``s3a://``/``s3n://`` (Hadoop's spellings, as Spark users write them) mean ``s3://`` here."""
+        scheme, sep, rest = uri.partition("://")
+        if scheme.lower() in ("s3a", "s3n"):
+            uri = f"s3://{rest}"
         try:
             fs, base = pafs.FileSystem.from_uri(uri)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as e:

@@ -46,3 +46,17 @@ def to_hadoop(uri: str | Path) -> str:
         return local.resolve().as_uri()
     sch = scheme(uri)
     return HADOOP_SCHEMES.get(sch, sch) + "://" + str(uri).split("://", 1)[1]
+
+
+def arrow_paths(uris: list[str]) -> tuple:
+    """``(pyarrow filesystem, [paths])`` for URIs on one filesystem (local paths or one scheme)."""
+    import pyarrow.fs as pafs
+
+    if not uris:
+        return pafs.LocalFileSystem(), []
+    if local_path(uris[0]) is not None:
+        return pafs.LocalFileSystem(), [str(local_path(u)) for u in uris]
+    fs, first = pafs.FileSystem.from_uri(uris[0])
+    tail = uris[0].split("://", 1)[1]
+    strip = len(tail) - len(first)  # the authority part pyarrow keeps out of paths (hdfs://nn:8020)
+    return fs, [u.split("://", 1)[1][strip:] for u in uris]
