@@ -31,15 +31,10 @@ import pyarrow.compute as pc
 
 from solaris_batch.config import Settings
 from solaris_batch.errors import ConfigError, InputNotFound
-from solaris_batch.evaluation.metrics import (
-    auc,
-    normalized_entropy,
-    paired_auc_diff_ci,
-    recovered_gain,
-)
 from solaris_batch.evaluation.vm import VMConfig, VMTraining, predict_vm, train_vm, vm_features
 from solaris_batch.logs.layout import hour_complete
 from solaris_batch.logs.reader import read_ads, read_window
+from solaris_batch.metrics import auc, normalized_entropy, paired_auc_diff_ci
 from solaris_batch.model.features import AdFeatures, Events
 from solaris_batch.speculate.budget import Budget
 from solaris_batch.speculate.metrics import pair_keys
@@ -453,6 +448,14 @@ def evaluate(settings: Settings, logs: Path, at: str, out: Path, model: Path | N
     }
     write_report(report, out)
     return report
+
+
+def recovered_gain(base: float | None, treated: float | None, ceiling: float | None) -> float | None:
+    """Share of the ceiling's gain over the base that the treatment recovers (``None`` when the
+    ceiling does not beat the base, so there is no gain to share)."""
+    if base is None or treated is None or ceiling is None or ceiling <= base:
+        return None
+    return (treated - base) / (ceiling - base)
 
 
 def _round(v, nd: int = 6):
