@@ -85,7 +85,8 @@ def cmd_backtest(a):
 
 
 def cmd_evaluate(a):
-    from solaris_batch.evaluation.run import EvalOptions, evaluate
+    from solaris_batch.evaluation.options import EvalOptions
+    from solaris_batch.evaluation.run import evaluate
     from solaris_batch.evaluation.vm import VMTraining
 
     st = _settings(a)
@@ -97,17 +98,17 @@ def cmd_evaluate(a):
     fm = _need(a.fm_model, "FM checkpoint", "train one with 'solaris train-fm' or omit --model") if a.fm_model else None
     r = evaluate(st, st.logs_root, a.at, a.out, model=fm, opts=opts)
     print(f"{'variant':<14} {'AUC':>7} {'NE':>7}")
-    for v in ("vm", "vm_distilled", "vm_solaris", "vm_fm_all"):
-        print(f"{v:<14} {r[v]['auc']:>7.4f} {r[v]['ne']:>7.4f}")
+    for v, m in r.variants.items():
+        print(f"{v:<14} {m.auc:>7.4f} {m.ne:>7.4f}")
     print(f"{'budget':>6} {'hit_rate':>9} {'AUC':>7} {'recovered':>10} {'pairs/hit':>10}")
-    for b in r["budgets"]:
-        rg = "n/a" if b["recovered_gain"] is None else f"{b['recovered_gain']:.1%}"
-        print(f"{b['budget']:>6} {b['hit_rate']:>9.4f} {b['vm_solaris']['auc']:>7.4f} {rg:>10}"
-              f" {b['fm_pairs_per_hit'] or float('nan'):>10.2f}")
-    c = r["cost"]
-    print(f"evaluate: online FM {c['online_device_s_per_1k_requests']:.3f} vs precompute"
-          f" {c['batch_device_s_per_1k_requests']:.4f} {c['device']}-seconds per 1k requests;"
-          f" {r['seconds']:.0f}s -> {a.out}/report.json, report.md, plots")
+    for b in r.budgets:
+        rg = "n/a" if b.quality.recovered_gain is None else f"{b.quality.recovered_gain:.1%}"
+        print(f"{b.budget:>6} {b.cost.hit_rate:>9.4f} {b.quality.vm_solaris.auc:>7.4f} {rg:>10}"
+              f" {b.cost.fm_pairs_per_hit or float('nan'):>10.2f}")
+    c = r.cost
+    print(f"evaluate: online FM {c.online_device_s_per_1k_requests:.3f} vs precompute"
+          f" {c.batch_device_s_per_1k_requests:.4f} {c.device}-seconds per 1k requests;"
+          f" {r.seconds:.0f}s -> {a.out}/report.json, report.md, plots")
 
 
 def cmd_ingest(a):

@@ -12,8 +12,8 @@ import pyarrow.compute as pc
 import torch
 
 from solaris_batch.errors import EmptyWindow
-from solaris_batch.evaluation.metrics import auc
 from solaris_batch.logs.reader import read_ads, read_window
+from solaris_batch.metrics import auc
 from solaris_batch.model.checkpoint import DEFAULT_CLASS, resolve_class, save_checkpoint
 from solaris_batch.model.features import (
     AdFeatures,

@@ -8,7 +8,8 @@ import pytest
 
 from solaris_batch.config import Settings
 from solaris_batch.errors import ConfigError
-from solaris_batch.evaluation.run import EvalOptions, evaluate
+from solaris_batch.evaluation.options import EvalOptions
+from solaris_batch.evaluation.run import evaluate
 from solaris_batch.logs.reader import read_window
 from solaris_batch.logs.simulator import SimConfig, simulate
 from solaris_batch.monitor import snapshot_pairs

@@ -1,7 +1,8 @@
+"""Spark-compatible xxhash64 and the shard function built on it."""
+
 import numpy as np
 
 from solaris_batch.hashing import shard_of, xxhash64
-from solaris_batch.speculate.metrics import coverage
 
 
 def test_xxhash64_matches_values_printed_by_spark():
@@ -20,12 +21,3 @@ def test_shard_of_is_stable_and_in_range():
     assert np.array_equal(s, shard_of(ids.copy(), 7))
     counts = np.bincount(s, minlength=7)
     assert counts.min() > 0.8 * counts.mean()  # roughly balanced
-
-
-def test_coverage_hand_computed():
-    # planned pairs: (1,10) (1,11) (2,10); horizon rows: (1,10) x2, (2,20), (3,10)
-    r = coverage([1, 1, 2], [10, 11, 10], [1, 1, 2, 3], [10, 10, 20, 10])
-    assert r["horizon_rows"] == 4 and r["horizon_pairs"] == 3 and r["planned_pairs"] == 3
-    assert r["request_hit_rate"] == 2 / 4
-    assert r["pair_recall"] == 1 / 3
-    assert r["precision"] == 1 / 3

@@ -1,4 +1,8 @@
-"""Click-prediction metrics: ROC AUC, log loss, normalized entropy, and the recovered-gain ratio."""
+"""Click-prediction metrics: ROC AUC, log loss, normalized entropy, paired bootstrap of AUC differences.
+
+The bottom layer's home for them, so that FM training (``model/``) and the evaluation
+(``evaluation/``) score clicks with the same code.
+"""
 
 from __future__ import annotations
 
@@ -49,14 +53,6 @@ def normalized_entropy(labels: np.ndarray, probs: np.ndarray, base_rate: float |
         return None
     h = -(p0 * np.log(p0) + (1 - p0) * np.log(1 - p0))
     return log_loss(y, probs) / h
-
-
-def recovered_gain(base: float | None, treated: float | None, ceiling: float | None) -> float | None:
-    """Share of the ceiling's gain over the base that the treatment recovers (``None`` when the
-    ceiling does not beat the base, so there is no gain to share)."""
-    if base is None or treated is None or ceiling is None or ceiling <= base:
-        return None
-    return (treated - base) / (ceiling - base)
 
 
 def paired_auc_diff_ci(labels: np.ndarray, a: np.ndarray, b: np.ndarray, groups: np.ndarray,
