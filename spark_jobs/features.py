@@ -20,6 +20,8 @@ from solaris_batch.logs.reader import (
     partition_paths,
     require_logs_root,
 )
+from solaris_batch.storage import Root
+from solaris_batch.storage.uri import to_hadoop
 from solaris_batch.timeutil import Window, parse_time, to_us
 from spark_jobs.session import sql_text
 
@@ -60,9 +62,9 @@ def read_valid(spark, logs: Path, window: Window):
     """
     from pyspark.sql import functions as F
 
-    logs = require_logs_root(logs)
-    files = log_files(partition_paths(logs, window), window)
-    raw = (spark.read.option("basePath", str(logs / "requests")).parquet(*files)
+    root = require_logs_root(logs)
+    files = [to_hadoop(f) for f in log_files(partition_paths(root, window), window)]
+    raw = (spark.read.option("basePath", to_hadoop(root.uri("requests"))).parquet(*files)
            .select(*schemas.REQUEST_LOG.names, "dt", "hour"))
     bad = (
         F.col("request_id").isNull() | F.col("ts").isNull() | F.col("user_id").isNull()
@@ -108,10 +110,10 @@ def ads_view(spark, logs: Path):
     """The optional ads dimension table with the columns the channels use (NULL where absent)."""
     from pyspark.sql import functions as F
 
-    ads_dir = Path(logs) / "ads"
-    if not ads_dir.is_dir():
+    root = Root.open(logs)
+    if not root.is_dir("ads"):
         return spark.createDataFrame([], ", ".join(f"{k} {v}" for k, v in ADS_COLUMNS.items()))
-    df = spark.read.parquet(str(ads_dir))
+    df = spark.read.parquet(to_hadoop(root.uri("ads")))
     return df.select(*[(F.col(k) if k in df.columns else F.lit(None)).cast(v).alias(k)
                        for k, v in ADS_COLUMNS.items()])
 

@@ -43,7 +43,8 @@ def to_hadoop(uri: str | Path) -> str:
     own working directory."""
     local = local_path(uri)
     if local is not None:
-        return local.resolve().as_uri()
+        return "file://" + str(local.resolve())  # not as_uri(): Hadoop does not decode '%3D' back to '='
+
     sch = scheme(uri)
     return HADOOP_SCHEMES.get(sch, sch) + "://" + str(uri).split("://", 1)[1]
 

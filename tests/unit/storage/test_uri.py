@@ -10,6 +10,7 @@ def test_uris_keep_their_scheme_and_map_to_hadoop():
     assert to_hadoop("s3://bucket/logs") == "s3a://bucket/logs"
     assert to_hadoop("gs://b/x") == "gs://b/x" and to_hadoop("hdfs://nn:8020/x") == "hdfs://nn:8020/x"
     assert to_hadoop("/data/logs") == "file:///data/logs" and to_hadoop("file:///data/logs") == "file:///data/logs"
+    assert to_hadoop("/l/requests/dt=2026-11-20") == "file:///l/requests/dt=2026-11-20"  # no %3D
     assert scheme("S3://b") == "s3" and scheme("/x") == ""
     assert local_path("file:///tmp/x") == Path("/tmp/x") and local_path("s3://b/x") is None
 
