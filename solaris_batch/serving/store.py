@@ -208,8 +208,13 @@ def load_snapshot(root: Root, model: str, snapshot_id: str, shard: tuple[int, in
     return snap
 
 
+_INT64 = np.dtype(np.int64)
+
+
 def _ids(x, what: str) -> np.ndarray:
     """``x`` as a contiguous int64 array; non-integer ids are refused, never truncated or wrapped."""
+    if type(x) is np.ndarray and x.dtype is _INT64:  # the serving hot path: nothing to check
+        return x if x.flags.c_contiguous else np.ascontiguousarray(x)
     arr = x if isinstance(x, np.ndarray) else np.asarray(x)
     if (arr.size and arr.dtype.kind not in "iu") or (arr.dtype == np.uint64 and len(arr) and arr.max() > np.iinfo(np.int64).max):
         raise InvalidInput(f"{what} must be integers (int64), got dtype {arr.dtype}: convert ids before lookup,"
