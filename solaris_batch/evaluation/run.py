@@ -43,6 +43,7 @@ from solaris_batch.logs.reader import read_ads, read_window
 from solaris_batch.model.features import AdFeatures, Events
 from solaris_batch.speculate.budget import Budget
 from solaris_batch.speculate.metrics import pair_keys
+from solaris_batch.speculate.plan import PLAN_ORDER
 from solaris_batch.timeutil import Window, format_duration, parse_duration, parse_time, stamp, to_us
 
 ROW_COLUMNS = ["request_id", "ts", "user_id", "ad_id", "impressed", "clicked", "surface"]
@@ -121,7 +122,7 @@ def pair_ranks(pu: np.ndarray, pa_: np.ndarray, score: np.ndarray, users: np.nda
     """Rank of each query (user, ad) in the plan's order (score desc, then user, then ad); -1 if
     unplanned. A budget of N pairs keeps exactly the pairs of rank < N."""
     rank = np.empty(len(pu), dtype=np.int64)
-    rank[np.lexsort((pa_, pu, -score.astype(np.float64)))] = np.arange(len(pu))
+    rank[PLAN_ORDER.argsort(score=score, user_id=pu, ad_id=pa_)] = np.arange(len(pu))
     pk, qk = pair_keys(pu, pa_, (users, ads))
     o = np.argsort(pk)
     pos = np.searchsorted(pk[o], qk).clip(0, max(len(pk) - 1, 0))
