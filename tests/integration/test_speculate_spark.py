@@ -12,7 +12,7 @@ from solaris_batch.logs.layout import partition_dir
 from solaris_batch.logs.reader import read_window
 from solaris_batch.model.features import Events, sequences_at
 from solaris_batch.speculate.budget import Budget
-from solaris_batch.speculate.plan import read_pairs, read_table
+from solaris_batch.speculate.plan import PLAN_ORDER, read_pairs, read_table
 from solaris_batch.speculate.planner import write_plan
 from solaris_batch.timeutil import Window
 from tests.conftest import T0, log_table, write_hours
@@ -123,3 +123,11 @@ def test_spark_and_numpy_agree_on_hash_and_sequences(spark, tmp_path):
         assert a[i][v[i]].tolist() == row["seq_ad_id"]
         assert c[i][v[i]].tolist() == row["seq_clicked"]
 
+
+def test_spark_and_numpy_agree_on_the_plan_order(spark):
+    rows = [(2, 10, 0.5), (1, 11, 0.9), (1, 10, 0.5), (3, 10, 0.5), (1, 12, 0.9), (4, 1, 0.25)]
+    df = spark.createDataFrame(rows, "user_id BIGINT, ad_id BIGINT, score DOUBLE")
+    got = [(r.user_id, r.ad_id) for r in df.orderBy(*PLAN_ORDER.columns()).collect()]
+    u, a, s = (np.array(c) for c in zip(*rows, strict=True))
+    assert got == [rows[i][:2] for i in PLAN_ORDER.argsort(score=s, user_id=u, ad_id=a)]
+    assert got[:3] == [(1, 11), (1, 12), (1, 10)]

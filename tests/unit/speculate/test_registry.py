@@ -1,5 +1,6 @@
 """The speculator registry and the typed speculator choice (``solaris_batch.speculate.registry``)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,20 @@ import pytest
 from solaris_batch.errors import ConfigError
 from solaris_batch.speculate import registry
 from solaris_batch.speculate.registry import SpeculatorChoice, SpeculatorKind
+
+
+def test_registry_commit_latest_and_rerun(tmp_path):
+    assert registry.latest(tmp_path / "reg") is None
+    for v in ("v1", "v2"):
+        staging = registry.new_version(tmp_path / "reg")
+        (staging / "model").mkdir()
+        registry.commit(staging, registry.SpeculatorMeta(v, ["f"], ["t"], "24h", "1h", 10, 2))
+    assert registry.latest(tmp_path / "reg").name == "v2" and registry.list_versions(tmp_path / "reg") == ["v1", "v2"]
+    staging = registry.new_version(tmp_path / "reg")
+    registry.commit(staging, registry.SpeculatorMeta("v1", ["f"], ["t"], "24h", "1h", 99, 2))  # identical rerun
+    assert json.loads((tmp_path / "reg" / "v1" / "_meta.json").read_text())["examples"] == 10
+    assert registry.latest(tmp_path / "reg").name == "v1"
+    assert not [p for p in (tmp_path / "reg").iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.parametrize("text,kind,folder", [
