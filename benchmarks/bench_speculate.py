@@ -44,20 +44,18 @@ def _tree_rss_mb(pid: int) -> float:
 
 
 def run_size(rows: int, work: Path, model: str | None, settings) -> dict:
+    from solaris_batch.jobs import SpeculateJob, submit_command, submit_env
     from solaris_batch.logs.simulator import SimConfig, simulate
-    from spark_jobs.session import submit_command, submit_env
 
     users = max(200, int(rows / 24 / ROWS_PER_USER_HOUR))
     logs = work / f"logs-{rows}"
     s = simulate(SimConfig(start="2026-11-20T00:00", hours=24, users=users, ads=max(100, users // 2), seed=1),
                  logs, progress=False)
-    args = ["--logs", str(logs), "--at", "2026-11-21T00:00", "--lookback", "24h", "--budget", "2x",
-            "--out", str(work / f"plan-{rows}"), "--registry", str(work / "no-registry")]
-    if model:
-        args += ["--model", model]
+    job = SpeculateJob(logs=logs, at="2026-11-21T00:00", out=work / f"plan-{rows}", registry=work / "no-registry",
+                       speculator=model)
     peak, stop = [0.0], threading.Event()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(submit_command(settings, "speculate", args), env=submit_env(),
+    proc = subprocess.Popen(submit_command(settings, job), env=submit_env(settings),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def sample():

@@ -29,17 +29,19 @@ from __future__ import annotations
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from solaris_batch import dag_defaults as d
+from solaris_batch.config import DEFAULT_BUDGET, DEFAULT_HORIZON, DEFAULT_LOOKBACK
 
 SNAPSHOTS = Asset(d.SNAPSHOTS_ASSET)
 
 
 def _spark_submit(end, params) -> dict:
     """Template macro: application, conf and args of the speculate job for ``SparkSubmitOperator``."""
-    from solaris_batch.pipeline import speculate_submit_spec
+    from solaris_batch.jobs import submit_spec
+    from solaris_batch.pipeline import interval_speculate_job
 
-    master, driver_here = d.spark_connection()
-    return speculate_submit_spec(d.settings(model_name=params["model_name"]), end, params["lookback"],
-                                 params["horizon"], params["budget"], int(params["shards"]), master, driver_here)
+    st = d.settings(model_name=params["model_name"])
+    job = interval_speculate_job(st, end, params["lookback"], params["horizon"], params["budget"], int(params["shards"]))
+    return submit_spec(st, job, *d.spark_connection())
 
 
 def _settings():
@@ -62,9 +64,9 @@ def _end():
     user_defined_macros={"solaris_spark_submit": _spark_submit},
     render_template_as_native_obj=True,
     params={
-        "budget": Param("2x", type="string", description="pair count, or Nx of the last horizon's distinct pairs"),
-        "lookback": Param("24h", type="string", description="log window mined before the horizon (m/h/d)"),
-        "horizon": Param("1h", type="string", description="how far ahead the plan serves"),
+        "budget": Param(DEFAULT_BUDGET, type="string", description="pair count, or Nx of the last horizon's distinct pairs"),
+        "lookback": Param(DEFAULT_LOOKBACK, type="string", description="log window mined before the horizon (m/h/d)"),
+        "horizon": Param(DEFAULT_HORIZON, type="string", description="how far ahead the plan serves"),
         "shards": Param(d.shards(), type="integer", minimum=1, description="plan shards = parallel infer tasks"),
         "model_name": Param("fm", type="string", description="snapshots are published under this name"),
         "keep": Param(48, type="integer", minimum=1, description="snapshots kept by gc"),

@@ -18,18 +18,25 @@ from __future__ import annotations
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from solaris_batch import dag_defaults as d
+from solaris_batch.config import DEFAULT_HORIZON, DEFAULT_LOOKBACK, DEFAULT_SPECULATOR_WINDOWS
 
 FM_CHECKPOINT = Asset(d.FM_ASSET)
 SPECULATOR = Asset(d.SPECULATOR_ASSET)
 
 
+def _train_speculator_job(end, params):
+    """The train-speculator job of a run: learn before ``until`` (default the interval end), register."""
+    from solaris_batch.jobs import TrainSpeculatorJob
+
+    return TrainSpeculatorJob(at=params["until"] or end, lookback=params["lookback"], horizon=params["horizon"],
+                              windows=int(params["speculator_windows"]))
+
+
 def _spark_submit(end, params) -> dict:
     """Template macro: application, conf and args of the train-speculator job for ``SparkSubmitOperator``."""
-    from solaris_batch.pipeline import train_speculator_submit_spec
+    from solaris_batch.jobs import submit_spec
 
-    master, driver_here = d.spark_connection()
-    return train_speculator_submit_spec(d.settings(), params["until"] or end, params["lookback"], params["horizon"],
-                                        int(params["speculator_windows"]), master, driver_here)
+    return submit_spec(d.settings(), _train_speculator_job(end, params), *d.spark_connection())
 
 
 @dag(
@@ -48,25 +55,22 @@ def _spark_submit(end, params) -> dict:
         "epochs": Param(1, type="integer", minimum=1),
         "until": Param("", type="string", description="train on data before this ISO time (default: the interval end)"),
         "train_fm": Param(True, type="boolean", description="also retrain the FM (off: speculator only)"),
-        "speculator_windows": Param(4, type="integer", minimum=1, description="past horizons to learn from"),
-        "lookback": Param("24h", type="string", description="speculator feature lookback"),
-        "horizon": Param("1h", type="string", description="speculator horizon"),
+        "speculator_windows": Param(DEFAULT_SPECULATOR_WINDOWS, type="integer", minimum=1, description="past horizons to learn from"),
+        "lookback": Param(DEFAULT_LOOKBACK, type="string", description="speculator feature lookback"),
+        "horizon": Param(DEFAULT_HORIZON, type="string", description="speculator horizon"),
     },
 )
 def solaris_train():
     @task(task_id="train_speculator", outlets=[SPECULATOR])
     def train_speculator_local() -> dict:
         """Learn the speculator on past horizons before the interval end; register it as LATEST."""
-        from solaris_batch.pipeline import train_speculator as train
+        from solaris_batch.jobs import launch
 
         ctx = get_current_context()
-        p = ctx["params"]
-        st = d.settings()
-        meta = train(st, st.logs_root, p["until"] or ctx["data_interval_end"], p["lookback"], p["horizon"],
-                     int(p["speculator_windows"]), submit=True)
-        print(f"registered speculator {meta['version']} (train AUC {meta['train_auc']:.4f})")
-        ctx["outlet_events"][SPECULATOR].extra = {"version": meta["version"]}
-        return {"version": meta["version"], "examples": meta["examples"], "train_auc": meta["train_auc"]}
+        meta = launch(d.settings(), _train_speculator_job(ctx["data_interval_end"], ctx["params"]), submit=True)
+        print(f"registered speculator {meta.version} (train AUC {meta.train_auc:.4f})")
+        ctx["outlet_events"][SPECULATOR].extra = {"version": meta.version}
+        return {"version": meta.version, "examples": meta.examples, "train_auc": meta.train_auc}
 
     def train_speculator_on_connection():
         return d.spark_submit_task(

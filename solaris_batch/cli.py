@@ -10,6 +10,14 @@ import json
 import sys
 from pathlib import Path
 
+from solaris_batch.config import (
+    DEFAULT_BUDGET,
+    DEFAULT_BUDGETS,
+    DEFAULT_HORIZON,
+    DEFAULT_LOOKBACK,
+    DEFAULT_SEQ_LEN,
+    DEFAULT_SPECULATOR_WINDOWS,
+)
 from solaris_batch.errors import ConfigError, InputNotFound, SolarisError
 
 
@@ -40,38 +48,35 @@ def cmd_simulate(a):
 
 
 def cmd_speculate(a):
-    from solaris_batch import pipeline
+    from solaris_batch.jobs import SpeculateJob, launch
 
     st = _settings(a)
-    info = pipeline.speculate(st, st.logs_root, a.at, a.out, a.lookback, a.horizon, a.budget, st.shards,
-                              a.seq_len, submit=a.submit, per_user_cap=a.per_user_cap, model=a.speculator)
+    job = SpeculateJob(at=a.at, out=a.out, lookback=a.lookback, horizon=a.horizon, budget=a.budget, seq_len=a.seq_len,
+                       per_user_cap=a.per_user_cap, speculator=a.speculator)
+    info = launch(st, job, submit=a.submit)
     print(f"speculate: planned {info.pairs:,} pairs (budget {info.budget} = {info.budget_pairs:,}) for"
           f" {info.users:,} users in {len(info.shards)} shards from {info.rows_read:,} log rows"
           f" ({info.quarantined} quarantined), scored by {info.speculator} -> {a.out}")
 
 
 def cmd_train_speculator(a):
-    from solaris_batch import pipeline
+    from solaris_batch.jobs import TrainSpeculatorJob, launch
 
     st = _settings(a)
-    m = pipeline.train_speculator(st, st.logs_root, a.at, a.lookback, a.horizon, a.windows, a.every,
-                                  submit=a.submit)
-    print(f"train-speculator: {m['examples']:,} examples ({m['positives']:,} positive) from {len(m['train_at'])}"
-          f" windows, train AUC {m['train_auc']:.4f} -> {st.speculator_path}/{m['version']} (LATEST)")
+    m = launch(st, TrainSpeculatorJob(at=a.at, lookback=a.lookback, horizon=a.horizon, windows=a.windows,
+                                      every=a.every), submit=a.submit)
+    print(f"train-speculator: {m.examples:,} examples ({m.positives:,} positive) from {len(m.train_at)}"
+          f" windows, train AUC {m.train_auc:.4f} -> {st.speculator_path}/{m.version} (LATEST)")
 
 
 def cmd_backtest(a):
-    from solaris_batch import pipeline
+    from solaris_batch.jobs import BacktestJob, launch
     from solaris_batch.speculate.report import lift
 
     st = _settings(a)
-    args = ["--logs", str(st.logs_root), "--at", a.at, "--lookback", a.lookback, "--horizon", a.horizon,
-            "--budgets", a.budgets, "--strategies", a.strategies, "--model", a.speculator,
-            "--train-windows", str(a.train_windows), "--out", str(a.out)]
-    if a.registry:
-        args += ["--registry", str(a.registry)]
-    pipeline.spark_job(st, "backtest", args)
-    rep = json.loads((a.out / "backtest.json").read_text())
+    rep = launch(st, BacktestJob(at=a.at, lookback=a.lookback, horizon=a.horizon, budgets=a.budgets,
+                                 strategies=a.strategies, speculator=a.speculator, registry=a.registry,
+                                 train_windows=a.train_windows, out=a.out))
     print(f"{'strategy':<9} {'budget':>6} {'pairs':>10} {'hit_rate':>9} {'recall':>7} {'precision':>9}")
     for r in rep["results"]:
         print(f"{r['strategy']:<9} {r['budget']:>6} {r['budget_pairs']:>10,} {r['request_hit_rate']:>9.4f}"
@@ -148,10 +153,9 @@ def cmd_publish(a):
     _need(a.embeddings, "embeddings folder", "run 'solaris infer --out EMB' first")
     extra = {}
     if a.plan:
-        from solaris_batch.pipeline import plan_extra
         from solaris_batch.speculate.plan import read_plan_info
 
-        extra = plan_extra(read_plan_info(a.plan))
+        extra = read_plan_info(a.plan).provenance()
     r = publish(a.embeddings, st.snapshots_root, st.model_name, extra, no_plan=a.no_plan,
                 allow_schema_change=a.allow_schema_change)
     note = f" ({r.note})" if r.note else ""
@@ -271,11 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def window_args(sp, budget=True):
         sp.add_argument("--at", required=True, help="horizon start T, ISO time in UTC (e.g. 2026-11-21T23:00)")
-        sp.add_argument("--lookback", default="24h", help="log window before T to mine (m/h/d suffix; default 24h)")
-        sp.add_argument("--horizon", default="1h", help="horizon to plan for (default 1h)")
+        sp.add_argument("--lookback", default=DEFAULT_LOOKBACK,
+                        help=f"log window before T to mine (m/h/d suffix; default {DEFAULT_LOOKBACK})")
+        sp.add_argument("--horizon", default=DEFAULT_HORIZON, help=f"horizon to plan for (default {DEFAULT_HORIZON})")
         if budget:
-            sp.add_argument("--budget", default="2x", help="max pairs: a count (50000) or Nx of the last horizon's"
-                            " distinct pairs (default 2x)")
+            sp.add_argument("--budget", default=DEFAULT_BUDGET, help="max pairs: a count (50000) or Nx of the last"
+                            f" horizon's distinct pairs (default {DEFAULT_BUDGET})")
 
     sp = add("simulate", cmd_simulate, "write a simulated ads marketplace as canonical request logs")
     sp.add_argument("--out", type=Path, required=True, help="log root to write")
@@ -293,18 +298,18 @@ def build_parser() -> argparse.ArgumentParser:
     window_args(sp)
     sp.add_argument("--out", type=Path, required=True, help="plan folder to write (replaced whole)")
     sp.add_argument("--shards", type=int, help="plan shards (default SOLARIS_SHARDS or 4)")
-    sp.add_argument("--seq-len", type=int, default=128, help="events kept per user sequence")
+    sp.add_argument("--seq-len", type=int, default=DEFAULT_SEQ_LEN, help="events kept per user sequence")
     sp.add_argument("--submit", action="store_true", help="run through spark-submit in a child process")
     sp.add_argument("--per-user-cap", type=int, help="at most this many planned pairs per user")
-    sp.add_argument("--speculator", type=Path,
-                    help="speculator version folder, or 'heuristic' (default: LATEST in --registry)")
+    sp.add_argument("--speculator", help="speculator version folder, or 'heuristic' (default: LATEST in --registry)")
     sp.add_argument("--registry", type=Path, help="speculator registry (default SOLARIS_SPECULATOR)")
 
     sp = add("train-speculator", cmd_train_speculator,
              "Spark job: learn the speculator's scoring on past windows and register a new version")
     sp.add_argument("--logs", help="request-log root (default SOLARIS_LOGS)")
     window_args(sp, budget=False)
-    sp.add_argument("--windows", type=int, default=4, help="past windows (horizons ending by --at) to learn from")
+    sp.add_argument("--windows", type=int, default=DEFAULT_SPECULATOR_WINDOWS,
+                    help="past windows (horizons ending by --at) to learn from")
     sp.add_argument("--every", help="spacing of the windows (default: the horizon)")
     sp.add_argument("--registry", type=Path, help="registry folder (default SOLARIS_SPECULATOR)")
     sp.add_argument("--submit", action="store_true", help="run through spark-submit in a child process")
@@ -312,14 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("backtest", cmd_backtest, "replay real horizons against learned / repeat / popular plans per budget")
     sp.add_argument("--logs", help="request-log root (default SOLARIS_LOGS)")
     sp.add_argument("--at", required=True, help="horizon start(s), comma-separated ISO times (UTC)")
-    sp.add_argument("--lookback", default="24h")
-    sp.add_argument("--horizon", default="1h")
-    sp.add_argument("--budgets", default="0.5x,1x,2x,4x", help="comma-separated budgets (counts or Nx)")
-    sp.add_argument("--strategies", default="learned,repeat,popular")
-    sp.add_argument("--speculator", default="train",
+    sp.add_argument("--lookback", default=DEFAULT_LOOKBACK)
+    sp.add_argument("--horizon", default=DEFAULT_HORIZON)
+    sp.add_argument("--budgets", default=DEFAULT_BUDGETS, help="comma-separated budgets (counts or Nx)")
+    sp.add_argument("--strategies", help="comma-separated, default learned,repeat,popular")
+    sp.add_argument("--speculator",
                     help="learned strategy's model: train (fresh at each --at on earlier windows; default),"
                          " latest (registry), heuristic, or a version folder")
-    sp.add_argument("--train-windows", type=int, default=4)
+    sp.add_argument("--train-windows", type=int, default=DEFAULT_SPECULATOR_WINDOWS)
     sp.add_argument("--registry", type=Path, help="registry for latest (default SOLARIS_SPECULATOR)")
     sp.add_argument("--out", type=Path, required=True, help="report folder (backtest.json, coverage.png)")
 

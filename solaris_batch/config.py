@@ -16,6 +16,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 SPARK_LOG_LEVELS = ("ALL", "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF")
 """log4j levels, as ``SparkContext.setLogLevel`` takes them."""
 
+# Defaults of the speculator's windows and budgets, written once: the CLI flags, the DAG params,
+# the Spark job arguments (``solaris_batch.jobs``) and the library functions all refer to these.
+DEFAULT_LOOKBACK = "24h"
+"""Log window mined before the horizon start T."""
+DEFAULT_HORIZON = "1h"
+"""Window a plan serves, from T."""
+DEFAULT_BUDGET = "2x"
+"""Pairs planned: twice the distinct pairs of the last horizon-length window before T."""
+DEFAULT_BUDGETS = "0.5x,1x,2x,4x"
+"""The budgets a backtest sweeps."""
+DEFAULT_SPECULATOR_WINDOWS = 4
+"""Past horizons the speculator learns from."""
+DEFAULT_SEQ_LEN = 128
+"""Events kept per user sequence in a plan (the FM's input)."""
+
 
 class Settings(BaseSettings):
     """Locations and engine settings. Field ``x`` is read from env ``SOLARIS_X``."""

@@ -110,7 +110,7 @@ def spark_connection() -> tuple[str, bool]:
 def spark_submit_task(task_id: str, doc_md: str, **kwargs):
     """``SparkSubmitOperator`` on the ``SOLARIS_SPARK_CONN_ID`` connection whose script, conf and
     arguments are rendered at run time by the DAG's ``solaris_spark_submit(data_interval_end,
-    params)`` macro (a dict as ``pipeline.submit_spec`` returns; the DAG renders native objects)."""
+    params)`` macro (a dict as ``jobs.submit_spec`` returns; the DAG renders native objects)."""
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
     spec = "{{ solaris_spark_submit(data_interval_end, params)[%r] }}"

@@ -6,14 +6,21 @@ rerun for the same interval overwrites its own outputs and nothing else.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from solaris_batch.config import Settings
-from solaris_batch.errors import SolarisError
+from solaris_batch.config import (
+    DEFAULT_BUDGET,
+    DEFAULT_HORIZON,
+    DEFAULT_LOOKBACK,
+    DEFAULT_SEQ_LEN,
+    DEFAULT_SPECULATOR_WINDOWS,
+    Settings,
+)
+from solaris_batch.jobs import SpeculateJob, TrainSpeculatorJob, launch
 from solaris_batch.speculate.plan import PlanInfo, read_plan_info
+from solaris_batch.speculate.registry import SpeculatorChoice
 from solaris_batch.timeutil import Window, parse_duration, parse_time, stamp
 
 
@@ -28,80 +35,28 @@ def interval_paths(settings: Settings, at: str | datetime) -> IntervalPaths:
     return IntervalPaths(settings.work_root / "plans" / s, settings.work_root / "embeddings" / s)
 
 
-def spark_job(settings: Settings, job: str, args: list[str], submit: bool = False):
-    """Run ``spark_jobs/<job>.py`` with ``args``: in this process (returns its ``main`` result), or
-    through ``spark-submit`` in a child process with ``submit`` (returns None; the job's output is
-    relayed as it comes, quiet as ``settings.spark_log_level`` says, and a ``solaris: error:``
-    line from it is raised as ``SolarisError`` instead of being printed)."""
-    import importlib
-
-    if not submit:
-        return importlib.import_module(f"spark_jobs.{job}").main(args, settings=settings)
-    from collections import deque
-
-    from spark_jobs.session import quiet, relay_output, submit_command, submit_env
-
-    tail: deque[str] = deque(maxlen=15)
-    proc = subprocess.Popen(submit_command(settings, job, args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=submit_env(settings))
-    relays = [relay_output(stream, to, quiet(settings), lambda ln: "solaris: error: " not in ln, tail)
-              for stream, to in ((proc.stdout, "stdout"), (proc.stderr, "stderr"))]
-    code = proc.wait()
-    for r in relays:
-        r.join()
-    if code != 0:
-        msg = next((ln.split("solaris: error: ", 1)[1] for ln in tail if "solaris: error: " in ln), None)
-        if msg:
-            raise SolarisError(msg)
-        raise RuntimeError(f"spark-submit {job} failed (exit code {code}):\n" + "\n".join(tail))
-    return None
+def speculate(settings: Settings, logs: Path, at: str | datetime, out: Path, lookback: str = DEFAULT_LOOKBACK,
+              horizon: str = DEFAULT_HORIZON, budget: str = DEFAULT_BUDGET, shards: int | None = None,
+              seq_len: int = DEFAULT_SEQ_LEN, submit: bool = False, per_user_cap: int | None = None,
+              model: SpeculatorChoice | str | Path | None = None) -> PlanInfo:
+    """Plan the pairs of ``[at, at + horizon)`` into ``out`` with the Spark speculate job, in this
+    process or, with ``submit``, through ``spark-submit``. ``model``: the speculator (a choice or
+    its text: ``heuristic``, ``latest``, a version folder; default ``latest``)."""
+    return launch(settings, SpeculateJob(logs=logs, at=at, out=out, lookback=lookback, horizon=horizon, budget=budget,
+                                         shards=shards, seq_len=seq_len, per_user_cap=per_user_cap,
+                                         speculator=model), submit)
 
 
-def speculate(settings: Settings, logs: Path, at: str, out: Path, lookback: str = "24h", horizon: str = "1h",
-              budget: str = "2x", shards: int | None = None, seq_len: int = 128, submit: bool = False,
-              per_user_cap: int | None = None, model: Path | None = None) -> PlanInfo:
-    """Run the Spark speculate job in this process, or as ``spark-submit`` with ``submit``."""
-    args = speculate_args(settings, logs, at, out, lookback, horizon, budget, shards, seq_len, per_user_cap, model)
-    spark_job(settings, "speculate", args, submit)
-    return read_plan_info(out)
+def train_speculator(settings: Settings, logs: Path, at: str | datetime, lookback: str = DEFAULT_LOOKBACK,
+                     horizon: str = DEFAULT_HORIZON, windows: int = DEFAULT_SPECULATOR_WINDOWS,
+                     every: str | None = None, submit: bool = False) -> dict:
+    """Train and register a speculator version (the Spark train-speculator job, in this process or,
+    with ``submit``, through ``spark-submit``); returns its ``_meta.json`` as a dict."""
+    job = TrainSpeculatorJob(logs=logs, at=at, lookback=lookback, horizon=horizon, windows=windows, every=every)
+    return asdict(launch(settings, job, submit))
 
 
-def speculate_args(settings: Settings, logs: Path, at: str | datetime, out: Path, lookback: str = "24h",
-                   horizon: str = "1h", budget: str = "2x", shards: int | None = None, seq_len: int = 128,
-                   per_user_cap: int | None = None, model: Path | None = None) -> list[str]:
-    """Command-line arguments of ``spark_jobs/speculate.py`` for one plan."""
-    args = ["--logs", str(logs), "--at", parse_time(at).isoformat(), "--lookback", lookback,
-            "--horizon", horizon, "--budget", str(budget), "--out", str(out),
-            "--shards", str(shards or settings.shards), "--seq-len", str(seq_len),
-            "--registry", str(settings.speculator_path)]
-    if per_user_cap:
-        args += ["--per-user-cap", str(per_user_cap)]
-    if model:
-        args += ["--model", str(model)]
-    return args
-
-
-def train_speculator(settings: Settings, logs: Path, at: str, lookback: str = "24h", horizon: str = "1h",
-                     windows: int = 4, every: str | None = None, submit: bool = False) -> dict:
-    """Train and register a speculator version; returns its ``_meta.json`` as a dict."""
-    from solaris_batch.speculate import registry
-
-    spark_job(settings, "train_speculator", train_speculator_args(settings, logs, at, lookback, horizon, windows, every),
-              submit)
-    return asdict(registry.read_meta(registry.latest(settings.speculator_path)))
-
-
-def train_speculator_args(settings: Settings, logs: Path, at: str | datetime, lookback: str = "24h",
-                          horizon: str = "1h", windows: int = 4, every: str | None = None) -> list[str]:
-    """Command-line arguments of ``spark_jobs/train_speculator.py``."""
-    args = ["--logs", str(logs), "--at", parse_time(at).isoformat(), "--lookback", lookback, "--horizon", horizon,
-            "--windows", str(windows), "--registry", str(settings.speculator_path)]
-    if every:
-        args += ["--every", every]
-    return args
-
-
-def replay(logs: Path, root: str, model_name: str, at: str, horizon: str = "1h") -> dict:
+def replay(logs: Path, root: str, model_name: str, at: str, horizon: str = DEFAULT_HORIZON) -> dict:
     """Look up every (request, ad) row of ``[at, at + horizon)`` in the live snapshot."""
     import numpy as np
 
@@ -119,8 +74,9 @@ def replay(logs: Path, root: str, model_name: str, at: str, horizon: str = "1h")
                        "embedding_head": [round(float(x), 4) for x in res.embeddings[first_hit][:6]]}}
 
 
-def run_all(settings: Settings, logs: Path, at: str, model: Path, root: str, lookback: str = "24h",
-            horizon: str = "1h", budget: str = "2x", shards: int | None = None, device: str = "auto") -> dict:
+def run_all(settings: Settings, logs: Path, at: str, model: Path, root: str, lookback: str = DEFAULT_LOOKBACK,
+            horizon: str = DEFAULT_HORIZON, budget: str = DEFAULT_BUDGET, shards: int | None = None,
+            device: str = "auto") -> dict:
     """speculate -> infer -> publish for one horizon, no Airflow."""
     from solaris_batch.inference.runner import infer_plan
     from solaris_batch.model.checkpoint import load_checkpoint
@@ -130,15 +86,9 @@ def run_all(settings: Settings, logs: Path, at: str, model: Path, root: str, loo
     paths = interval_paths(settings, at)
     info = speculate(settings, logs, at, paths.plan, lookback, horizon, budget, shards)
     infer_plan(paths.plan, model, paths.embeddings, device=device)
-    res = publish(paths.embeddings, root, settings.model_name, extra=plan_extra(info))
+    res = publish(paths.embeddings, root, settings.model_name, extra=info.provenance())
     return {"plan": asdict(info), "snapshot": asdict(res)}
 
-
-def plan_extra(info: PlanInfo) -> dict:
-    """Plan provenance recorded in a snapshot's manifest."""
-    return {"window": {"at": info.at, "lookback": info.lookback, "horizon": info.horizon,
-                       "lookback_start": info.lookback_start},
-            "speculator": info.speculator, "budget": info.budget, "plan_pairs": info.pairs}
 
 
 # Interval-keyed steps used by the Airflow tasks (small JSON-able results for XCom) -------------
@@ -149,38 +99,19 @@ def partition_ready(settings: Settings, hour_start: datetime) -> bool:
     return hour_complete(settings.logs_root, parse_time(hour_start))
 
 
+def interval_speculate_job(settings: Settings, at: str | datetime, lookback: str, horizon: str, budget: str,
+                           shards: int) -> SpeculateJob:
+    """The speculate job of the interval whose horizon starts at ``at``: its plan goes to
+    ``<work>/plans/<T>`` (what ``speculate_interval`` launches and the DAGs' Spark connection submits)."""
+    return SpeculateJob(logs=settings.logs_root, at=at, out=interval_paths(settings, at).plan, lookback=lookback,
+                        horizon=horizon, budget=budget, shards=shards)
+
+
 def speculate_interval(settings: Settings, at: datetime, lookback: str, horizon: str, budget: str,
                        shards: int) -> dict:
-    paths = interval_paths(settings, at)
-    info = speculate(settings, settings.logs_root, parse_time(at).isoformat(), paths.plan, lookback, horizon,
-                     budget, shards, submit=True)
-    return {"plan": str(paths.plan), "shards": info.shards, "pairs": info.pairs, "users": info.users,
-            "lookback_start": info.lookback_start}
-
-
-def speculate_submit_spec(settings: Settings, at: datetime, lookback: str, horizon: str, budget: str,
-                          shards: int, master: str, driver_here: bool = True) -> dict:
-    """What ``SparkSubmitOperator`` needs to run the interval's speculate job through an Airflow
-    Spark connection, whose ``master`` (and deploy mode, queue, keytab) the operator applies."""
-    return submit_spec(settings, "speculate", speculate_args(
-        settings, settings.logs_root, at, interval_paths(settings, at).plan, lookback, horizon, budget, shards),
-        master, driver_here)
-
-
-def train_speculator_submit_spec(settings: Settings, until: str | datetime, lookback: str, horizon: str,
-                                 windows: int, master: str, driver_here: bool = True) -> dict:
-    """``speculate_submit_spec`` for the train-speculator job (learn before ``until``, register)."""
-    return submit_spec(settings, "train_speculator", train_speculator_args(
-        settings, settings.logs_root, until, lookback, horizon, windows), master, driver_here)
-
-
-def submit_spec(settings: Settings, job: str, args: list[str], master: str, driver_here: bool = True) -> dict:
-    """Script, Spark conf and arguments of ``spark_jobs/<job>.py`` for ``SparkSubmitOperator``;
-    ``driver_here`` is False when the connection deploys the driver into the cluster."""
-    from spark_jobs.session import job_script, submit_conf
-
-    return {"application": job_script(job), "conf": submit_conf(settings, master, driver_here),
-            "application_args": args}
+    info = launch(settings, interval_speculate_job(settings, at, lookback, horizon, budget, shards), submit=True)
+    return {"plan": str(interval_paths(settings, at).plan), "shards": info.shards, "pairs": info.pairs,
+            "users": info.users, "lookback_start": info.lookback_start}
 
 
 def plan_shards(settings: Settings, at: datetime) -> list[int]:
@@ -222,7 +153,7 @@ def publish_interval(settings: Settings, at: datetime) -> dict:
 
     paths = interval_paths(settings, at)
     info = read_plan_info(paths.plan)
-    r = publish(paths.embeddings, settings.snapshots_root, settings.model_name, extra=plan_extra(info))
+    r = publish(paths.embeddings, settings.snapshots_root, settings.model_name, extra=info.provenance())
     return {"snapshot_id": r.snapshot_id, "rows": r.rows, "current": r.current, "created": r.created,
             "at": info.at, "horizon": info.horizon, "model_name": settings.model_name, "note": r.note,
             "drift": r.drift}

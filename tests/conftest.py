@@ -51,7 +51,7 @@ def write_hours(logs: Path, by_hour: dict[int, list[tuple]]) -> None:
 @pytest.fixture(scope="session")
 def spark():
     from solaris_batch.config import Settings
-    from spark_jobs.session import get_spark
+    from solaris_batch.speculate.spark import get_spark
 
     s = get_spark(Settings(shards=2, spark_shuffle_partitions=2), "solaris-tests")
     yield s

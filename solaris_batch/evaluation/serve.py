@@ -27,6 +27,7 @@ from solaris_batch.evaluation.vm import VMConfig, vm_features
 from solaris_batch.model.checkpoint import LoadedModel
 from solaris_batch.speculate.budget import Budget
 from solaris_batch.speculate.metrics import pair_keys
+from solaris_batch.speculate.plan import PLAN_ORDER
 from solaris_batch.timeutil import Window, parse_time, stamp
 
 FRESH = "fresh"
@@ -67,15 +68,15 @@ def resolve_speculator(settings: Settings, logs: Path, split: EvalSplit, out: Pa
     ``opts.speculator`` ``train`` trains one into ``out/speculator`` on windows before ``split.first``;
     ``latest`` takes the registry's newest (the heuristic when it is empty).
     """
-    from solaris_batch.pipeline import train_speculator
+    from solaris_batch.jobs import TrainSpeculatorJob, launch
     from solaris_batch.speculate import registry
 
     if opts.speculator == "train":
         reg = out / "speculator"
         log(f"train the speculator on windows before {split.first:%Y-%m-%dT%H:%MZ} -> {reg}")
-        m = train_speculator(settings.with_overrides(speculator=reg), logs, split.first.isoformat(),
-                             opts.lookback, opts.horizon)
-        return reg / m["version"]
+        m = launch(settings.with_overrides(speculator=reg), TrainSpeculatorJob(
+            logs=logs, at=split.first.isoformat(), lookback=opts.lookback, horizon=opts.horizon))
+        return reg / m.version
     if opts.speculator == "latest":
         v = registry.latest(settings.speculator_path)
         return v if v is not None else "heuristic"
@@ -98,7 +99,7 @@ def pair_ranks(pu: np.ndarray, pa_: np.ndarray, score: np.ndarray, users: np.nda
     """Rank of each query (user, ad) in the plan's order (score desc, then user, then ad); -1 if
     unplanned. A budget of N pairs keeps exactly the pairs of rank < N."""
     rank = np.empty(len(pu), dtype=np.int64)
-    rank[np.lexsort((pa_, pu, -score.astype(np.float64)))] = np.arange(len(pu))
+    rank[PLAN_ORDER.argsort(score=score, user_id=pu, ad_id=pa_)] = np.arange(len(pu))
     pk, qk = pair_keys(pu, pa_, (users, ads))
     o = np.argsort(pk)
     pos = np.searchsorted(pk[o], qk).clip(0, max(len(pk) - 1, 0))
@@ -153,7 +154,7 @@ def serve_windows(settings: Settings, logs: Path, rows: Rows, windows: list[Wind
     """For each window: speculate at its start (at the largest of ``budgets``, sorted ascending),
     infer, publish under ``out/snapshots``, and look its rows up in the snapshot."""
     from solaris_batch.inference.runner import infer_plan, resolve_device
-    from solaris_batch.pipeline import plan_extra, speculate
+    from solaris_batch.jobs import SpeculateJob, launch
     from solaris_batch.serving import EmbeddingStore
     from solaris_batch.snapshots.publish import publish
 
@@ -171,10 +172,10 @@ def serve_windows(settings: Settings, logs: Path, rows: Rows, windows: list[Wind
         a = w.start
         t0 = time.perf_counter()
         plan, emb_dir = out / "work" / "plans" / stamp(a), out / "work" / "embeddings" / stamp(a)
-        info = speculate(settings, logs, a.isoformat(), plan, opts.lookback, opts.horizon, budgets[-1], shards=1,
-                         model=spec if isinstance(spec, Path) else Path(spec))
+        info = launch(settings, SpeculateJob(logs=logs, at=a.isoformat(), out=plan, lookback=opts.lookback,
+                                             horizon=opts.horizon, budget=budgets[-1], shards=1, speculator=spec))
         (res,) = infer_plan(plan, fm, emb_dir, device=opts.device, progress=False)
-        pub = publish(emb_dir, root, settings.model_name, extra=plan_extra(info))
+        pub = publish(emb_dir, root, settings.model_name, extra=info.provenance())
         store = EmbeddingStore.open(root, settings.model_name, snapshot_id=pub.snapshot_id, fallback="none",
                                     dtype="float32")
         sel = np.flatnonzero(rows.within(w.start, w.end))

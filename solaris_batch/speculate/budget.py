@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from solaris_batch.errors import ConfigError
@@ -28,6 +29,12 @@ class Budget:
         if m and float(m.group(1)) > 0:
             return cls(multiple=float(m.group(1)))
         raise ConfigError(f"bad budget {text!r}: use a pair count (e.g. 50000) or a multiple (e.g. 2x)")
+
+    @classmethod
+    def parse_list(cls, text: str | Iterable[str | int | Budget]) -> tuple[Budget, ...]:
+        """Comma-separated budgets (``0.5x,1x,2x``), or an iterable of budgets or their texts."""
+        items = text.split(",") if isinstance(text, str) else text
+        return tuple(cls.parse(b) for b in items)
 
     @property
     def needs_recent_pairs(self) -> bool:

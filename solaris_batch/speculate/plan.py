@@ -6,6 +6,8 @@
     <plan>/ads/*.parquet               ad_id, category_id for every ad the plan mentions
     <plan>/_quarantine/*.parquet       malformed log rows met while planning (if any)
     <plan>/_plan.json                  PlanInfo below
+
+Which pairs a budget keeps is decided by ``PLAN_ORDER``, the one definition of the plan's order.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
@@ -21,6 +24,42 @@ from solaris_batch import schemas
 from solaris_batch.errors import InputNotFound
 
 PLAN_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class PlanOrder:
+    """The order in which a plan keeps pairs: a budget of N keeps the first N.
+
+    Score descending, ties broken by ``user_id`` then ``ad_id`` ascending, so reruns keep exactly
+    the same pairs. The speculate job, the backtest and the evaluation all rank by this one order:
+    in Spark through ``columns()``, in numpy through ``argsort()``.
+    """
+
+    keys: tuple[tuple[str, bool], ...] = (("score", True), ("user_id", False), ("ad_id", False))
+    """``(column, descending)`` pairs, most significant first."""
+
+    def columns(self) -> list:
+        """Spark sort expressions (``pyspark.sql.Column``) for ``orderBy`` and window specs."""
+        from pyspark.sql import functions as F
+
+        return [F.desc(c) if desc else F.asc(c) for c, desc in self.keys]
+
+    def argsort(self, **arrays: np.ndarray) -> np.ndarray:
+        """Indices that sort the pairs given as numpy arrays (one keyword per key column).
+
+        Args:
+            **arrays: equal-length arrays named like ``keys``, e.g.
+                ``argsort(score=s, user_id=u, ad_id=a)``; scores compare as float64.
+
+        Returns:
+            int64 indices, first the pair a budget of 1 keeps.
+        """
+        cols = [-np.asarray(arrays[c], np.float64) if desc else np.asarray(arrays[c]) for c, desc in self.keys]
+        return np.lexsort(cols[::-1])
+
+
+PLAN_ORDER = PlanOrder()
+"""The plan order (see ``PlanOrder``)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +88,12 @@ class PlanInfo:
     lookback_start: str = ""
     """Start of the log window read (ISO, UTC): ``at - lookback``, or the log's first hour when the
     log begins later (a clipped lookback). Empty in plans written before this field."""
+
+    def provenance(self) -> dict:
+        """What a snapshot built from this plan records in its manifest (``publish(extra=...)``)."""
+        return {"window": {"at": self.at, "lookback": self.lookback, "horizon": self.horizon,
+                           "lookback_start": self.lookback_start},
+                "speculator": self.speculator, "budget": self.budget, "plan_pairs": self.pairs}
 
     def write(self, plan: Path) -> None:
         (Path(plan) / "_plan.json").write_text(json.dumps(asdict(self), indent=2) + "\n")

@@ -5,7 +5,8 @@
     <root>/LATEST                  name of the version speculate loads
 
 A version is written under a temporary name and renamed into place, then ``LATEST`` is replaced by
-rename, so a reader sees either the old or the new model, never a partial one.
+rename, so a reader sees either the old or the new model, never a partial one. Which speculator a
+job uses is a ``SpeculatorChoice``, parsed once from its command-line or settings string.
 """
 
 from __future__ import annotations
@@ -15,13 +16,96 @@ import os
 import shutil
 import uuid
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
-from solaris_batch.errors import InputNotFound
+from solaris_batch.errors import ConfigError, InputNotFound
 from solaris_batch.storage import fsync_dir, write_atomic
 from solaris_batch.storage.atomic import fsync_tree
 
 LATEST = "LATEST"
+
+
+class SpeculatorKind(StrEnum):
+    """How a job picks its speculator (the values are the command-line keywords)."""
+
+    HEURISTIC = "heuristic"
+    """The fallback score, no model (``scoring.HEURISTIC``)."""
+    LATEST = "latest"
+    """The version ``LATEST`` names in the registry; the heuristic, with a warning, if none."""
+    VERSION = "version"
+    """A given version folder."""
+    TRAIN = "train"
+    """A fresh model trained on windows before each evaluated time (backtest and evaluate only)."""
+
+
+@dataclass(frozen=True)
+class SpeculatorChoice:
+    """Which speculator scores the candidates: the heuristic, or a learned model (a version folder,
+    ``LATEST`` of the registry, or one trained on the spot).
+
+    ``str()`` gives back the command-line form, so ``parse(str(c)) == c``.
+    """
+
+    kind: SpeculatorKind
+    version_dir: Path | None = None
+    """The version folder, for ``VERSION`` only."""
+
+    def __post_init__(self) -> None:
+        if (self.kind is SpeculatorKind.VERSION) != (self.version_dir is not None):
+            raise ValueError(f"a version folder goes with kind VERSION only, got {self.kind} and {self.version_dir}")
+
+    @classmethod
+    def parse(cls, text: str | Path | SpeculatorChoice | None) -> SpeculatorChoice:
+        """Parse ``heuristic``, ``latest``, ``train`` or a version folder; None is ``latest``.
+
+        Args:
+            text: the command-line or settings value (a choice is returned as is).
+
+        Returns:
+            The choice; any other text is taken as a version folder (checked when it is loaded).
+        """
+        if isinstance(text, SpeculatorChoice):
+            return text
+        if text is None or str(text) == "":
+            return cls(SpeculatorKind.LATEST)
+        s = str(text)
+        if s in (SpeculatorKind.HEURISTIC, SpeculatorKind.LATEST, SpeculatorKind.TRAIN):
+            return cls(SpeculatorKind(s))
+        return cls(SpeculatorKind.VERSION, Path(s))
+
+    @classmethod
+    def version(cls, version_dir: Path) -> SpeculatorChoice:
+        """The model in ``version_dir`` (a folder of the registry, ``<root>/<version>``)."""
+        return cls(SpeculatorKind.VERSION, Path(version_dir))
+
+    def model_dir(self, registry_root: Path | None) -> Path | None:
+        """The version folder to load, or None for the heuristic.
+
+        Args:
+            registry_root: the registry ``LATEST`` is read from (None: nothing registered).
+
+        Raises:
+            ConfigError: for ``TRAIN``, which needs training first (``scoring.train``).
+            InputNotFound: ``LATEST`` names a version that is not there.
+        """
+        if self.kind is SpeculatorKind.TRAIN:
+            raise ConfigError("speculator 'train' is for backtest and evaluate: use latest, heuristic or a"
+                              " version folder, or run 'solaris train-speculator' first")
+        if self.kind is SpeculatorKind.VERSION:
+            return self.version_dir
+        if self.kind is SpeculatorKind.LATEST and registry_root is not None:
+            return latest(registry_root)
+        return None
+
+    def __str__(self) -> str:
+        return str(self.version_dir) if self.kind is SpeculatorKind.VERSION else self.kind.value
+
+
+LATEST_SPECULATOR = SpeculatorChoice(SpeculatorKind.LATEST)
+"""The default of the speculate and train jobs: ``LATEST`` of the registry."""
+TRAIN_SPECULATOR = SpeculatorChoice(SpeculatorKind.TRAIN)
+"""The default of the backtest: a model trained at each evaluated time."""
 
 
 @dataclass(frozen=True)

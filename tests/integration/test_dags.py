@@ -122,10 +122,14 @@ def test_consecutive_hours_idempotent_rerun_and_monitor(airflow_env, spark, tmp_
     assert row["horizon_rows"] == independent["horizon_rows"] and 0 < row["precision"] <= 1
     assert (data / "metrics" / "monitor" / "hit_rate.png").exists()
     assert read_manifest(str(data / "snapshots"), "fm", snaps[1])["speculator"] == f"learned-{version}"
-    from spark_jobs import backtest
+    from solaris_batch.speculate import backtest
+    from solaris_batch.speculate.budget import Budget
+    from solaris_batch.speculate.registry import SpeculatorChoice
+    from solaris_batch.timeutil import parse_duration, parse_time
 
-    rep = backtest.run(spark, data / "logs", ["2026-11-20T06:00"], "4h", "1h", "2x", tmp_path / "bt",
-                       strategies=["learned"], model="latest", registry_root=data / "models" / "speculator")
+    rep = backtest.run(spark, data / "logs", [parse_time("2026-11-20T06:00")], parse_duration("4h"), parse_duration("1h"),
+                       [Budget.parse("2x")], tmp_path / "bt", strategies=["learned"],
+                       speculator=SpeculatorChoice.parse("latest"), registry_root=data / "models" / "speculator")
     assert rep["results"][0]["request_hit_rate"] == pytest.approx(row["request_hit_rate"], abs=1e-12)
     assert rep["results"][0]["precision"] == pytest.approx(row["precision"], abs=1e-12)
     # an impossible threshold fails the check task, visibly, after recording the metrics

@@ -14,12 +14,16 @@ from solaris_batch.errors import PartitionMissing
 from solaris_batch.logs.layout import partition_dir
 from solaris_batch.logs.reader import read_window
 from solaris_batch.logs.simulator import SimConfig, simulate
+from solaris_batch.speculate.budget import Budget
+from solaris_batch.speculate.planner import write_plan
+from solaris_batch.speculate.registry import SpeculatorChoice
 from solaris_batch.timeutil import Window
 from tests.conftest import T0
 
 pytestmark = pytest.mark.integration
 H = timedelta(hours=1)
 ROOT = Path(__file__).resolve().parents[2]
+HEURISTIC = SpeculatorChoice.parse("heuristic")
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +34,8 @@ def logs(tmp_path_factory):
 
 
 def test_lookback_before_the_log_is_read_from_its_start_and_recorded(spark, logs, tmp_path, capfd):
-    from spark_jobs import speculate
-
-    info = speculate.run(spark, logs, (T0 + 4 * H).isoformat(), "24h", "1h", "2x", tmp_path / "plan", shards=2,
-                         model=Path("heuristic"))
+    info = write_plan(spark, logs, T0 + 4 * H, 24 * H, H, Budget.parse("2x"), tmp_path / "plan", shards=2,
+                      speculator=HEURISTIC)
     assert info.lookback == "1d" and info.lookback_start == T0.isoformat()
     assert json.loads((tmp_path / "plan" / "_plan.json").read_text())["lookback_start"] == "2026-11-20T00:00:00+00:00"
     assert info.rows_read + info.quarantined == read_window(logs, Window(T0, T0 + 4 * H)).num_rows
@@ -44,22 +46,20 @@ def test_lookback_before_the_log_is_read_from_its_start_and_recorded(spark, logs
 
 
 def test_a_partition_missing_inside_the_log_still_fails(spark, logs, tmp_path):
-    from spark_jobs import speculate
-
     holed = tmp_path / "logs"
     shutil.copytree(logs, holed)
     shutil.rmtree(partition_dir(holed, T0 + 2 * H))
     with pytest.raises(PartitionMissing, match=r"hour=02 is missing for window \[2026-11-20T00:00Z, "
                                                r"2026-11-20T04:00Z\): backfill that hour or shorten --lookback"):
-        speculate.run(spark, holed, (T0 + 4 * H).isoformat(), "24h", "1h", "2x", tmp_path / "plan", shards=2,
-                      model=Path("heuristic"))
+        write_plan(spark, holed, T0 + 4 * H, 24 * H, H, Budget.parse("2x"), tmp_path / "plan", shards=2,
+                   speculator=HEURISTIC)
     assert not (tmp_path / "plan").exists()
 
 
 DRIVER = r"""
 import sys
 from solaris_batch.config import Settings
-from spark_jobs.session import get_spark
+from solaris_batch.speculate.spark import get_spark
 spark = get_spark(Settings(spark_master="local[1]", spark_log_level=sys.argv[1]), "console-test")
 print("ours: session up", flush=True)
 wide = spark.range(10).selectExpr("id", *[f"id AS c{i}" for i in range(40)])

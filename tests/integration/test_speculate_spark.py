@@ -11,9 +11,10 @@ from solaris_batch.hashing import shard_of, xxhash64
 from solaris_batch.logs.layout import partition_dir
 from solaris_batch.logs.reader import read_window
 from solaris_batch.model.features import Events, sequences_at
-from solaris_batch.speculate.plan import read_pairs, read_table
+from solaris_batch.speculate.budget import Budget
+from solaris_batch.speculate.plan import PLAN_ORDER, read_pairs, read_table
+from solaris_batch.speculate.planner import write_plan
 from solaris_batch.timeutil import Window
-from spark_jobs import speculate as job
 from tests.conftest import T0, log_table, write_hours
 
 pytestmark = pytest.mark.integration
@@ -48,8 +49,8 @@ def logs(tmp_path):
 def test_repeats_scores_budget_and_sharding(spark, logs, tmp_path):
     out = tmp_path / "plan"
     with pytest.warns(UserWarning, match="no trained speculator"):
-        info = job.run(spark, logs, AT.isoformat(), "3h", "1h", "4", out, shards=2, seq_len=2,
-                       registry_root=tmp_path / "no-registry")
+        info = write_plan(spark, logs, AT, 3 * H, H, Budget.parse("4"), out, shards=2, seq_len=2,
+                          registry_root=tmp_path / "no-registry")
     expected = {  # heuristic: recency-weighted distinct-request counts, half-life 6h, ages from 03:00
         (1, 100): _score(3.0, 2.5), (1, 101): _score(3.0, 1.0), (2, 200): _score(3.0, 1.5),
         (3, 300): _score(1.5, 0.5),
@@ -68,14 +69,14 @@ def test_repeats_scores_budget_and_sharding(spark, logs, tmp_path):
         assert (shard_of(u, 2) == s).all() and (np.diff(u) >= 0).all()
 
     # budget: top 2 by score; "1x" = distinct pairs in [02:00, 03:00) = 3 pairs
-    job.run(spark, logs, AT.isoformat(), "3h", "1h", "2", out, shards=2)
+    write_plan(spark, logs, AT, 3 * H, H, Budget.parse("2"), out, shards=2)
     top = sorted(expected, key=lambda k: -expected[k])[:2]
     assert sorted(zip(read_pairs(out).column("user_id").to_pylist(), read_pairs(out).column("ad_id").to_pylist(),
                       strict=True)) == sorted(top)
-    assert job.run(spark, logs, AT.isoformat(), "3h", "1h", "1x", out, shards=2).budget_pairs == 3
+    assert write_plan(spark, logs, AT, 3 * H, H, Budget.parse("1x"), out, shards=2).budget_pairs == 3
 
     # user sequences: last 2 impressions before AT, oldest first
-    job.run(spark, logs, AT.isoformat(), "3h", "1h", "4", out, shards=2, seq_len=2)
+    write_plan(spark, logs, AT, 3 * H, H, Budget.parse("4"), out, shards=2, seq_len=2)
     seq = {r["user_id"]: (r["seq_ad_id"], r["seq_clicked"]) for r in read_table(out, "users").to_pylist()}
     assert seq[1] == ([100, 101], [True, True])
     assert seq[2] == ([200, 200], [False, False])
@@ -92,12 +93,12 @@ def test_rerun_is_identical_and_malformed_rows_are_quarantined(spark, logs, tmp_
     t = t.cast(loose).set_column(2, "user_id", pa.array([3, None], pa.int64()))
     pq.write_table(t, bad_dir / "part-bad.parquet")
     out = tmp_path / "plan"
-    a = job.run(spark, logs, AT.isoformat(), "3h", "1h", "4", out, shards=2)
+    a = write_plan(spark, logs, AT, 3 * H, H, Budget.parse("4"), out, shards=2)
     assert a.quarantined == 2
     q = ds.dataset(out / "_quarantine", format="parquet").to_table()
     assert sorted(q.column("request_id").to_pylist()) == [40, 41]
     first = read_pairs(out)
-    b = job.run(spark, logs, AT.isoformat(), "3h", "1h", "4", out, shards=2)
+    b = write_plan(spark, logs, AT, 3 * H, H, Budget.parse("4"), out, shards=2)
     assert b.fingerprint == a.fingerprint and read_pairs(out).equals(first)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -107,7 +108,7 @@ def test_spark_and_numpy_agree_on_hash_and_sequences(spark, tmp_path):
 
     simulate(SimConfig(start=T0, hours=4, users=300, ads=120, seed=2), tmp_path / "logs", progress=False)
     out = tmp_path / "plan"
-    job.run(spark, tmp_path / "logs", (T0 + 4 * H).isoformat(), "3h", "1h", "1500", out, shards=3, seq_len=7)
+    write_plan(spark, tmp_path / "logs", T0 + 4 * H, 3 * H, H, Budget.parse("1500"), out, shards=3, seq_len=7)
     users = read_table(out, "users").sort_by("user_id")
     ids = users.column("user_id").to_numpy()
     spark_hash = [r[0] for r in spark.createDataFrame([(int(i),) for i in ids], "u BIGINT")
@@ -121,3 +122,12 @@ def test_spark_and_numpy_agree_on_hash_and_sequences(spark, tmp_path):
     for i, row in enumerate(users.to_pylist()):
         assert a[i][v[i]].tolist() == row["seq_ad_id"]
         assert c[i][v[i]].tolist() == row["seq_clicked"]
+
+
+def test_spark_and_numpy_agree_on_the_plan_order(spark):
+    rows = [(2, 10, 0.5), (1, 11, 0.9), (1, 10, 0.5), (3, 10, 0.5), (1, 12, 0.9), (4, 1, 0.25)]
+    df = spark.createDataFrame(rows, "user_id BIGINT, ad_id BIGINT, score DOUBLE")
+    got = [(r.user_id, r.ad_id) for r in df.orderBy(*PLAN_ORDER.columns()).collect()]
+    u, a, s = (np.array(c) for c in zip(*rows, strict=True))
+    assert got == [rows[i][:2] for i in PLAN_ORDER.argsort(score=s, user_id=u, ad_id=a)]
+    assert got[:3] == [(1, 11), (1, 12), (1, 10)]

@@ -8,9 +8,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from solaris_batch.speculate import backtest
+from solaris_batch.speculate.budget import Budget
+from solaris_batch.speculate.channels import ChannelOptions, channel, horizon_pairs, load_window
+from solaris_batch.speculate.features import candidates
 from solaris_batch.speculate.metrics import coverage
-from spark_jobs import backtest
-from spark_jobs.features import ChannelOptions, candidates, channel, horizon_pairs, load_window
+from solaris_batch.speculate.registry import SpeculatorChoice
 from tests.conftest import T0, write_hours
 
 pytestmark = pytest.mark.integration
@@ -133,7 +136,8 @@ def test_backtest_metrics_match_an_independent_count(spark, logs, tmp_path):
 def test_backtest_report_with_all_strategies(spark, logs, tmp_path):
     import json
 
-    rep = backtest.run(spark, logs, [AT.isoformat()], "3h", "1h", "1x,2x", tmp_path / "bt", model="heuristic")
+    rep = backtest.run(spark, logs, [AT], 3 * H, H, Budget.parse_list("1x,2x"), tmp_path / "bt",
+                       speculator=SpeculatorChoice.parse("heuristic"))
     saved = json.loads((tmp_path / "bt" / "backtest.json").read_text())
     assert saved["results"] == rep["results"] and (tmp_path / "bt" / "coverage.png").stat().st_size > 1000
     assert saved["horizon_rows"] == 4 and saved["horizon_pairs"] == 3

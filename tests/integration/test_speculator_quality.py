@@ -12,10 +12,12 @@ import pytest
 
 from solaris_batch.logs.ingest import ingest
 from solaris_batch.logs.simulator import SimConfig, simulate
-from spark_jobs import backtest
+from solaris_batch.speculate import backtest
+from solaris_batch.speculate.budget import Budget
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 START = datetime(2026, 11, 20, tzinfo=UTC)
+H = timedelta(hours=1)
 
 
 def _check(report):
@@ -28,8 +30,8 @@ def test_learned_not_worse_on_untuned_simulator(spark, tmp_path):
     logs = tmp_path / "logs"
     simulate(SimConfig(start=START, hours=16, users=1500, ads=500, seed=31, churn=0.08, explore=0.3), logs,
              progress=False)
-    at = (START + timedelta(hours=14)).isoformat()
-    _check(backtest.run(spark, logs, [at], "8h", "1h", "1x,2x", tmp_path / "bt", train_windows=2))
+    at = START + timedelta(hours=14)
+    _check(backtest.run(spark, logs, [at], 8 * H, H, Budget.parse_list("1x,2x"), tmp_path / "bt", train_windows=2))
 
 
 def test_learned_not_worse_on_ingested_mind_format(spark, tmp_path):
@@ -49,5 +51,6 @@ def test_learned_not_worse_on_ingested_mind_format(spark, tmp_path):
     (tmp_path / "behaviors.tsv").write_text("\n".join(lines) + "\n")
     s = ingest("mind", tmp_path / "behaviors.tsv", tmp_path / "mind")
     assert s.quarantined == 1 and s.rows == t.num_rows
-    at = (START + timedelta(hours=14)).isoformat()
-    _check(backtest.run(spark, tmp_path / "mind", [at], "8h", "1h", "1x,2x", tmp_path / "bt", train_windows=2))
+    at = START + timedelta(hours=14)
+    _check(backtest.run(spark, tmp_path / "mind", [at], 8 * H, H, Budget.parse_list("1x,2x"), tmp_path / "bt",
+                        train_windows=2))

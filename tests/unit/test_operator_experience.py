@@ -58,7 +58,8 @@ def test_spark_log_level_setting(monkeypatch):
 
 
 def test_spark_conf_points_the_driver_at_our_log4j2_file():
-    from spark_jobs.session import LOG4J2, spark_conf, submit_conf
+    from solaris_batch.jobs import submit_conf
+    from solaris_batch.speculate.spark import LOG4J2, spark_conf
 
     opts = spark_conf(Settings(spark_log_level="WARN"))["spark.driver.extraJavaOptions"]
     assert f"-Dlog4j2.configurationFile={LOG4J2.as_uri()}" in opts and "-Dsolaris.spark.logLevel=WARN" in opts
@@ -68,7 +69,7 @@ def test_spark_conf_points_the_driver_at_our_log4j2_file():
 
 
 def _relay(lines: list[bytes], quiet: bool, capsys, keep=None):
-    from spark_jobs.session import relay_output
+    from solaris_batch.speculate.spark import relay_output
 
     r, w = os.pipe()
     os.write(w, b"".join(lines))

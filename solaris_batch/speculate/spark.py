@@ -1,10 +1,11 @@
-"""One place that builds the SparkSession and the ``spark-submit`` line from ``Settings``
-(local[*] by default), and keeps Spark's console output to what a person needs to read.
+"""The SparkSession of the speculator, built from ``Settings`` (local[*] by default), with Spark's
+console output kept to what a person needs to read.
 
 Quiet by default (``SOLARIS_SPARK_LOG_LEVEL=ERROR``): the driver logs through ``log4j2.properties``
-at that level, local drivers bind to the loopback address without asking the hostname, and the
-two lines the JVM prints past any log level (``JVM_NOISE``) are left out of the relayed output.
-``WARN`` (``--verbose``) shows all of it again.
+(beside this module) at that level, local drivers bind to the loopback address without asking the
+hostname, and the two lines the JVM prints past any log level (``JVM_NOISE``) are left out of the
+relayed output. ``WARN`` (``--verbose``) shows all of it again. pyspark is imported inside the
+functions that start Spark, never at import time.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import IO
 
 from solaris_batch.config import Settings
 
-SQL_DIR = Path(os.environ.get("SOLARIS_SQL_DIR", Path(__file__).resolve().parents[1] / "sql"))
 LOG4J2 = Path(__file__).resolve().parent / "log4j2.properties"
 
 JVM_NOISE = ("WARNING: Using incubator modules:", "netlib-blas: JNI_OnLoad:")
@@ -65,6 +65,13 @@ def get_spark(settings: Settings, app_name: str = "solaris"):
 
     When this process starts the driver JVM (not under ``spark-submit``, which started it already),
     the JVM's stderr is relayed through ``relay_output``, so the quiet levels hold for it too.
+
+    Args:
+        settings: master, driver memory, shuffle partitions and console log level.
+        app_name: Spark application name (shown in the Spark UI and cluster managers).
+
+    Returns:
+        The active ``pyspark.sql.SparkSession`` (session time zone UTC).
     """
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
@@ -98,8 +105,15 @@ def relay_output(stream: IO[bytes], to: str, quiet: bool, keep: Callable[[str], 
                  tail: deque[str] | None = None) -> threading.Thread:
     """Copy the lines of a child's ``stream`` to ``sys.<to>`` as they come, in a daemon thread.
 
-    With ``quiet``, lines starting with ``JVM_NOISE`` are left out; so are lines ``keep`` refuses.
-    Every non-blank line is appended to ``tail`` (if given) for error reports.
+    Args:
+        stream: the child's stdout or stderr pipe (bytes, decoded as UTF-8).
+        to: ``"stdout"`` or ``"stderr"``, looked up on ``sys`` per line.
+        quiet: leave out lines starting with ``JVM_NOISE``.
+        keep: if given, leave out the lines it refuses too.
+        tail: if given, every non-blank line is appended to it (for error reports).
+
+    Returns:
+        The started daemon thread; join it after the child exits to drain the stream.
     """
 
     def run() -> None:
@@ -117,62 +131,3 @@ def relay_output(stream: IO[bytes], to: str, quiet: bool, keep: Callable[[str], 
     t = threading.Thread(target=run, name=f"spark-{to}-relay", daemon=True)
     t.start()
     return t
-
-
-def job_entry(main, summary) -> None:
-    """``__main__`` of a ``spark-submit`` job: run ``main()``, print ``summary(result)``; an expected
-    failure prints ``solaris: error: ...`` (which ``pipeline.spark_job`` re-raises) and exits 2."""
-    from solaris_batch.errors import SolarisError
-
-    try:
-        print(summary(main()))
-    except SolarisError as e:
-        print(f"solaris: error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
-
-
-def sql_text(name: str) -> str:
-    return (SQL_DIR / name).read_text()
-
-
-def submit_command(settings: Settings, job: str, args: list[str]) -> list[str]:
-    """``spark-submit`` command line for ``spark_jobs/<job>.py`` under ``settings``.
-
-    Used where the job must run in its own process (Airflow tasks); on a cluster master the same
-    line ships the job to the cluster.
-    """
-    submit = Path(sys.executable).parent / "spark-submit"
-    cmd = [str(submit) if submit.exists() else "spark-submit", "--master", settings.spark_master]
-    for k, v in submit_conf(settings).items():
-        cmd += ["--conf", f"{k}={v}"]
-    return cmd + [job_script(job), *args]
-
-
-def job_script(job: str) -> str:
-    """Path of the ``spark_jobs/<job>.py`` entry point (what spark-submit ships)."""
-    return str(Path(__file__).resolve().parent / f"{job}.py")
-
-
-def submit_conf(settings: Settings, master: str | None = None, driver_here: bool = True) -> dict[str, str]:
-    """``spark_conf`` for ``spark-submit``; on a local master, also this interpreter for the driver
-    and workers (a cluster's nodes bring their own Python, with this package installed)."""
-    master = master or settings.spark_master
-    conf = spark_conf(settings, master, driver_here)
-    if master.startswith("local"):
-        conf.update({"spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable})
-    return conf
-
-
-def submit_env(settings: Settings) -> dict[str, str]:
-    """Environment for ``spark-submit``: SPARK_HOME of the installed pyspark, this interpreter, and
-    the log level (the job reads its settings from the environment)."""
-    import pyspark
-
-    env = dict(os.environ)
-    env.setdefault("SPARK_HOME", str(Path(pyspark.__file__).parent))
-    env.setdefault("PYSPARK_PYTHON", sys.executable)
-    env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    env["SOLARIS_SPARK_LOG_LEVEL"] = settings.spark_log_level
-    if settings.spark_master.startswith("local"):
-        env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    return env

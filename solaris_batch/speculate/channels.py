@@ -1,16 +1,18 @@
-"""Candidate channels and their features, as of a time T, for the speculate, train and backtest jobs.
+"""The log views and the candidate channels of the speculator, as of a time T.
 
-Each channel is one query in ``sql/`` (or, for nearest neighbours, one faiss step) over the view
-``requests`` of valid lookback rows; ``candidates`` joins them into one row per candidate pair with
-the feature columns in ``FEATURES``. Nothing but the ad side (bounded by the ad catalogue) reaches
-the driver.
+``load_window`` registers the view ``requests`` of valid lookback rows (and ``ads``); each channel
+is then one query in the top-level ``sql/`` folder (shipped as the package data
+``solaris_batch.sql``) or, for nearest neighbours, one faiss step. ``features.candidates`` joins
+them into one row per candidate pair. Nothing but the ad side (bounded by the ad catalogue)
+reaches the driver. pyspark is imported inside the functions.
 """
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from importlib import resources
 from pathlib import Path
 
 from solaris_batch import schemas
@@ -23,18 +25,8 @@ from solaris_batch.logs.reader import (
 from solaris_batch.storage import Root
 from solaris_batch.storage.uri import to_hadoop
 from solaris_batch.timeutil import Window, parse_time, to_us
-from spark_jobs.session import sql_text
 
 HOUR_US = 3_600_000_000
-
-FEATURES = [
-    "rep_req_1h", "rep_req_6h", "rep_req_24h", "rep_req", "rep_age_h", "rep_last_position", "rep_clicks",
-    "rep_decay", "usr_req_1h", "usr_req_6h", "usr_req_24h", "usr_req", "usr_age_h", "usr_hod_share",
-    "ad_req_1h", "ad_req_6h", "ad_req_24h", "ad_users", "ad_momentum", "ad_age_h", "ad_ends_in_h",
-    "cov_score", "cov_support", "nn_sim", "nn_rank", "rep_share",
-]
-"""Model inputs, in vector order. ``rep_share``: the pair's share of the user's lookback requests."""
-
 
 @dataclass(frozen=True)
 class ChannelOptions:
@@ -78,14 +70,26 @@ def read_valid(spark, logs: Path, window: Window):
     return valid, raw.filter("_bad").drop("_bad")
 
 
-def load_window(spark, logs: Path, at: datetime, lookback, quarantine_dir: Path | None = None):
-    """Register view ``requests`` with the valid rows of ``[at - lookback, at)`` (and view ``ads``).
+def load_window(spark, logs: Path, at: datetime, lookback: timedelta, quarantine_dir: Path | None = None):
+    """Register the view ``requests`` with the valid rows of ``[at - lookback, at)`` (and ``ads``).
 
     A lookback that starts before the request log does is read from the log's first hour (said on
     stderr); a partition missing inside the log still fails. Malformed rows are counted and, when
     ``quarantine_dir`` is given, written there (never silently dropped). The valid rows are cached
-    (callers end with ``spark.catalog.clearCache()``). Returns ``(rows_read, quarantined, window)``
-    with the window read.
+    (callers end with ``spark.catalog.clearCache()``).
+
+    Args:
+        spark: the SparkSession to register the views in.
+        logs: request-log root.
+        at: end of the window (UTC, exclusive): the horizon start T.
+        lookback: length of the window before ``at``.
+        quarantine_dir: where malformed rows are written (Parquet), if given.
+
+    Returns:
+        ``(rows_read, quarantined, window)``: valid rows, malformed rows, and the window read.
+
+    Raises:
+        PartitionMissing, PartitionIncomplete: an hour inside the log is absent or lacks ``_SUCCESS``.
     """
     wanted = Window.before(at, lookback)
     window = clip_to_log_start(logs, wanted)
@@ -118,7 +122,7 @@ def ads_view(spark, logs: Path):
                        for k, v in ADS_COLUMNS.items()])
 
 
-def horizon_pairs(spark, logs: Path, at: datetime, horizon):
+def horizon_pairs(spark, logs: Path, at: datetime, horizon: timedelta):
     """What really happened in ``[at, at + horizon)``: (user_id, ad_id, rows) with ``rows`` the
     number of (request, ad) log rows of the pair (malformed rows excluded), as the monitor counts."""
     from pyspark.sql import functions as F
@@ -127,15 +131,40 @@ def horizon_pairs(spark, logs: Path, at: datetime, horizon):
     return valid.groupBy("user_id", "ad_id").agg(F.count("*").alias("rows"))
 
 
-def recent_distinct_pairs(spark, at: datetime, horizon) -> int:
+def recent_distinct_pairs(spark, at: datetime, horizon: timedelta) -> int:
     """Distinct pairs of the last horizon-length window before ``at`` (what ``Nx`` budgets scale)."""
     start = to_us(parse_time(at) - horizon)
     return spark.sql(f"SELECT count(DISTINCT user_id, ad_id) FROM requests WHERE unix_micros(ts) >= {start}").first()[0]
 
 
 def channel(spark, name: str, **params):
-    """One SQL channel of ``sql/<name>.sql`` over the registered views."""
+    """One SQL channel of ``sql/<name>.sql`` over the registered views.
+
+    Args:
+        spark: the SparkSession holding the views of ``load_window`` (and, for some channels,
+            ``live_ads``, ``user_recent``, ``ad_covisit``).
+        name: the query's file name without ``.sql``.
+        **params: the query's named parameters (``:name`` in the SQL).
+
+    Returns:
+        The channel's DataFrame (lazy).
+    """
     return spark.sql(sql_text(f"{name}.sql"), args=params)
+
+
+def sql_text(name: str) -> str:
+    """Text of the query ``name`` (e.g. ``channel_ads.sql``) of the top-level ``sql/`` folder.
+
+    A wheel install reads it as the package data ``solaris_batch.sql`` (pyproject maps ``sql/``
+    there). A source checkout (an editable install, whose finder cannot import a mapped folder
+    without ``__init__.py`` under a package, or ``PYTHONPATH``) has no such package and reads the
+    ``sql/`` beside ``solaris_batch/``.
+    """
+    try:
+        root = resources.files("solaris_batch.sql")
+    except ModuleNotFoundError:
+        root = Path(__file__).resolve().parents[2] / "sql"
+    return root.joinpath(name).read_text()
 
 
 def nearest_neighbours(spark, user_recent, ad_covisit, live_ads, opts: ChannelOptions):
@@ -194,37 +223,3 @@ def nearest_neighbours(spark, user_recent, ad_covisit, live_ads, opts: ChannelOp
 
     seeds = user_recent.groupBy("user_id").agg(F.collect_list("ad_id").alias("seeds"))
     return seeds.mapInArrow(search, empty.schema)
-
-
-def candidates(spark, at: datetime, horizon, lookback, opts: ChannelOptions | None = None):
-    """One row per candidate pair of the horizon starting at ``at``: (user_id, ad_id, *FEATURES).
-
-    Needs the views of ``load_window``; registers view ``live_ads`` (channel 3). Candidates are the union of the repeats, co-visitation and
-    nearest-neighbour channels, restricted to ads live in the horizon; missing features are filled
-    with their "never" values (0 counts, age = lookback + 1h, rank = nn_k + 1).
-    """
-    from pyspark.sql import functions as F
-
-    opts = opts or ChannelOptions()
-    at = parse_time(at)
-    at_us, hz_us = to_us(at), int(horizon.total_seconds() * 1e6)
-    never_h = lookback.total_seconds() / 3600 + 1
-    rep = channel(spark, "channel_repeats", at_us=at_us, half_life_us=int(opts.half_life * HOUR_US))
-    usr = channel(spark, "channel_users", at_us=at_us, hod=at.hour)
-    ads = channel(spark, "channel_ads", at_us=at_us, horizon_us=hz_us).cache()
-    ads.createOrReplaceTempView("live_ads")
-    user_recent = channel(spark, "user_recent_ads", recent=opts.recent).cache()
-    user_recent.createOrReplaceTempView("user_recent")
-    covisit = channel(spark, "ad_covisit", neighbors=opts.neighbors).cache()
-    covisit.createOrReplaceTempView("ad_covisit")
-    cov = channel(spark, "channel_covisit", per_user=opts.covisit_per_user)
-    nn = nearest_neighbours(spark, user_recent, covisit, ads, opts)
-    keys = ["user_id", "ad_id"]
-    pairs = rep.join(cov, keys, "full").join(nn, keys, "full")
-    out = (pairs.join(ads.drop("category_id"), "ad_id", "inner").join(usr, "user_id", "left")
-           .fillna(0, subset=[c for c in FEATURES if c not in ("rep_age_h", "rep_last_position", "nn_rank",
-                                                              "usr_age_h", "rep_share")])
-           .fillna({"rep_age_h": never_h, "usr_age_h": never_h, "rep_last_position": -1,
-                    "nn_rank": opts.nn_k + 1})
-           .withColumn("rep_share", F.col("rep_req") / F.greatest(F.col("usr_req"), F.lit(1))))
-    return out.select("user_id", "ad_id", *[F.col(c).cast("double") for c in FEATURES])

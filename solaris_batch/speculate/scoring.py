@@ -12,12 +12,15 @@ import shutil
 import sys
 import warnings
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from solaris_batch.config import DEFAULT_SPECULATOR_WINDOWS
 from solaris_batch.speculate import registry
+from solaris_batch.speculate.channels import ChannelOptions, horizon_pairs, load_window
+from solaris_batch.speculate.features import FEATURES, candidates
+from solaris_batch.speculate.registry import SpeculatorChoice, SpeculatorKind
 from solaris_batch.timeutil import format_duration, parse_time, stamp, to_us
-from spark_jobs.features import FEATURES, ChannelOptions, candidates, horizon_pairs, load_window
 
 HEURISTIC = "heuristic-v2"
 NEG_RATE = 0.2
@@ -95,14 +98,23 @@ def load(version_dir: Path):
     return PipelineModel.load(str(Path(version_dir) / "model"))
 
 
-def score(df, model_dir: Path | None, registry_root: Path | None = None):
-    """Score with the model at ``model_dir`` (``"heuristic"`` picks the heuristic) or, if None, the
-    latest in ``registry_root``; fall back to the heuristic with a warning when none is registered.
-    Returns (scored df, speculator name)."""
-    if str(model_dir) == "heuristic":
+def score(df, speculator: SpeculatorChoice, registry_root: Path | None = None):
+    """Add ``score`` to the candidates ``df`` with the chosen speculator.
+
+    ``LATEST`` with nothing registered under ``registry_root`` falls back to the heuristic, with a
+    warning.
+
+    Args:
+        df: candidates with the ``FEATURES`` columns (``features.candidates``).
+        speculator: heuristic, latest, or a version folder (``TRAIN`` is refused: train first).
+        registry_root: the registry ``LATEST`` is read from.
+
+    Returns:
+        ``(scored df, speculator name)``: ``heuristic-v2`` or ``learned-<version>``.
+    """
+    if speculator.kind is SpeculatorKind.HEURISTIC:
         return heuristic(df), HEURISTIC
-    if model_dir is None and registry_root is not None:
-        model_dir = registry.latest(registry_root)
+    model_dir = speculator.model_dir(registry_root)
     if model_dir is None:
         warnings.warn(f"no trained speculator under {registry_root}: using the heuristic score {HEURISTIC}"
                       " (run 'solaris train-speculator' to learn one)", stacklevel=2)
@@ -111,12 +123,28 @@ def score(df, model_dir: Path | None, registry_root: Path | None = None):
     return apply(load(model_dir), df), f"learned-{meta.version}"
 
 
-def train(spark, logs: Path, at: datetime, registry_root: Path, lookback, horizon, windows: int = 4,
-          every=None, opts: ChannelOptions | None = None, seed: int = 0) -> registry.SpeculatorMeta:
+def train(spark, logs: Path, at: datetime, registry_root: Path, lookback: timedelta, horizon: timedelta,
+          windows: int = DEFAULT_SPECULATOR_WINDOWS, every: timedelta | None = None, opts: ChannelOptions | None = None,
+          seed: int = 0) -> registry.SpeculatorMeta:
     """Train on ``windows`` past windows ending at or before ``at`` and register the model.
 
-    Window i has horizon start ``T'_i = at - horizon - i * every`` (``every`` defaults to the
-    horizon), so every label lies before ``at``: nothing after ``at`` is read.
+    Window i has horizon start ``T'_i = at - horizon - i * every``, so every label lies before
+    ``at``: nothing after ``at`` is read.
+
+    Args:
+        spark: the SparkSession.
+        logs: request-log root.
+        at: train on data before this time (UTC).
+        registry_root: registry the new version is committed to (``LATEST`` flipped).
+        lookback: feature window before each ``T'_i``.
+        horizon: label window after each ``T'_i``.
+        windows: number of past windows (>= 1).
+        every: spacing of the windows (default: the horizon).
+        opts: channel knobs, recorded in the version's metadata.
+        seed: seed of the gradient-boosted trees.
+
+    Returns:
+        The registered version's metadata.
     """
     opts = opts or ChannelOptions()
     at = parse_time(at)
