@@ -40,7 +40,8 @@ demo: setup
 	$(BIN)/python -m solaris_batch.demo
 
 test: setup
-	$(BIN)/ruff check solaris_batch spark_jobs dags tests
+	$(BIN)/ruff check solaris_batch spark_jobs dags tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
@@ -48,6 +49,7 @@ test-fast: setup
 
 lint: setup
 	$(BIN)/ruff check solaris_batch spark_jobs dags tests benchmarks
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf .airflow data demo-data .pytest_cache
