@@ -53,4 +53,5 @@ def test_serving_install_has_no_torch_spark_or_airflow(tmp_path):
     assert v.stdout.strip().startswith("solaris-batch ")
     # the wheel carries no top-level test or script packages
     site = next((venv / "lib").glob("python3*/site-packages"))
-    assert not (site / "tests").exists() and np.__version__
+    assert not (site / "tests").exists() and not (site / "spark_jobs").exists() and np.__version__
+    assert (site / "solaris_batch" / "sql" / "channel_repeats.sql").exists()  # the SQL ships as package data
