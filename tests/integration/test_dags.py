@@ -226,6 +226,8 @@ def _scheduler_backfill(env: dict, tmp_path: Path, max_active_runs: int) -> list
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
+            # workers that left the process group (the API server's) still belong to the session
+            subprocess.run(["pkill", "-KILL", "-s", str(p.pid)], capture_output=True)
         logs.close()
     return runs
 
