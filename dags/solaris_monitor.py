@@ -62,14 +62,14 @@ def solaris_monitor():
     @task.sensor(poke_interval=d.sensor_poke_s(), timeout=d.sensor_timeout_s(), mode="reschedule")
     def wait_for_horizon(snap: dict) -> bool:
         """Wait until every log partition of the snapshot's horizon holds `_SUCCESS`."""
-        from solaris_batch.pipeline import horizon_ready
+        from solaris_batch.tasks import horizon_ready
 
         return horizon_ready(_settings(snap["model_name"]), snap["at"], snap["horizon"])
 
     @task
     def check(snap: dict) -> dict:
         """Replay the horizon, write the metrics row and plot; fail below `min_hit_rate`, without retry."""
-        from solaris_batch.pipeline import monitor_interval
+        from solaris_batch.tasks import monitor_interval
 
         p = get_current_context()["params"]
         rec = monitor_interval(_settings(snap["model_name"]), snap["snapshot_id"], float(p["min_hit_rate"]))

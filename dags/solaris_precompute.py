@@ -37,7 +37,7 @@ SNAPSHOTS = Asset(d.SNAPSHOTS_ASSET)
 def _spark_submit(end, params) -> dict:
     """Template macro: application, conf and args of the speculate job for ``SparkSubmitOperator``."""
     from solaris_batch.jobs import submit_spec
-    from solaris_batch.pipeline import interval_speculate_job
+    from solaris_batch.tasks import interval_speculate_job
 
     st = d.settings(model_name=params["model_name"])
     job = interval_speculate_job(st, end, params["lookback"], params["horizon"], params["budget"], int(params["shards"]))
@@ -76,14 +76,14 @@ def solaris_precompute():
     @task.sensor(poke_interval=d.sensor_poke_s(), timeout=d.sensor_timeout_s(), mode="reschedule")
     def wait_for_logs() -> bool:
         """Wait for the interval's hour partition to hold `_SUCCESS` (fails after the timeout)."""
-        from solaris_batch.pipeline import partition_ready
+        from solaris_batch.tasks import partition_ready
 
         return partition_ready(_settings(), get_current_context()["data_interval_start"])
 
     @task(task_id="speculate")
     def speculate_local() -> dict:
         """Spark (`spark-submit` on `SOLARIS_SPARK_MASTER`): plan the pairs of `[end, end + horizon)`."""
-        from solaris_batch.pipeline import speculate_interval
+        from solaris_batch.tasks import speculate_interval
 
         p = get_current_context()["params"]
         plan = speculate_interval(_settings(), _end(), p["lookback"], p["horizon"], p["budget"], int(p["shards"]))
@@ -97,27 +97,27 @@ def solaris_precompute():
     @task
     def plan_shards() -> list[int]:
         """Shard ids of the interval's plan: what `infer` is mapped over."""
-        from solaris_batch.pipeline import plan_shards
+        from solaris_batch.tasks import plan_shards
 
         return plan_shards(_settings(), _end())
 
     @task(pool=d.fm_pool(), doc_md="Run the FM over one plan shard (skipped if its output is already complete).")
     def infer(shard: int) -> dict:
-        from solaris_batch.pipeline import infer_interval
+        from solaris_batch.tasks import infer_interval
 
         return infer_interval(_settings(), _end(), shard)
 
     @task
     def validate(results: list[dict]) -> dict:
         """Publish gates over all shards: counts match the plan, finite values, one checkpoint."""
-        from solaris_batch.pipeline import validate_interval
+        from solaris_batch.tasks import validate_interval
 
         return validate_interval(_settings(), _end())
 
     @task(outlets=[SNAPSHOTS])
     def publish(checked: dict) -> dict:
         """Write the snapshot and flip CURRENT; the asset event carries the snapshot id."""
-        from solaris_batch.pipeline import publish_interval
+        from solaris_batch.tasks import publish_interval
 
         out = publish_interval(_settings(), _end())
         print(f"snapshot {out['snapshot_id']} ({out['rows']} rows); CURRENT={out['current']} {out['note']}")
@@ -128,7 +128,7 @@ def solaris_precompute():
     @task
     def gc(published: dict) -> list[str]:
         """Delete old snapshots beyond `keep` (never CURRENT or its rollback target)."""
-        from solaris_batch.pipeline import gc_snapshots
+        from solaris_batch.tasks import gc_snapshots
 
         return gc_snapshots(_settings(), int(get_current_context()["params"]["keep"]))
 

@@ -86,7 +86,7 @@ def solaris_train():
     @task(outlets=[FM_CHECKPOINT])
     def train_fm() -> dict:
         """Train on `[end - window, end)`, register the new checkpoint version, update the asset."""
-        from solaris_batch.pipeline import train_and_register
+        from solaris_batch.model.registry import train_and_register
 
         ctx = get_current_context()
         p = ctx["params"]

@@ -7,6 +7,8 @@ checkout runs with no configuration at all.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,12 @@ DEFAULT_SPECULATOR_WINDOWS = 4
 """Past horizons the speculator learns from."""
 DEFAULT_SEQ_LEN = 128
 """Events kept per user sequence in a plan (the FM's input)."""
+
+
+@dataclass(frozen=True)
+class IntervalPaths:
+    plan: Path
+    embeddings: Path
 
 
 class Settings(BaseSettings):
@@ -133,6 +141,14 @@ class Settings(BaseSettings):
     @property
     def speculator_path(self) -> Path:
         return self.speculator or self.data / "models" / "speculator"
+
+    def interval_paths(self, at: str | datetime) -> IntervalPaths:
+        """Where the work of the interval whose horizon starts at ``at`` lives:
+        ``<work>/plans/<T>`` and ``<work>/embeddings/<T>``."""
+        from solaris_batch.timeutil import parse_time, stamp
+
+        s = stamp(parse_time(at))
+        return IntervalPaths(self.work_root / "plans" / s, self.work_root / "embeddings" / s)
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Return a copy with the non-None overrides applied (CLI flags)."""

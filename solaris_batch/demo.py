@@ -28,7 +28,7 @@ def main() -> int:
     from solaris_batch.config import load_settings
     from solaris_batch.logs.simulator import SimConfig, simulate
     from solaris_batch.model.train import train_fm
-    from solaris_batch.pipeline import interval_paths, replay
+    from solaris_batch.pipeline import replay
     from solaris_batch.speculate.plan import read_plan_info
     from solaris_batch.timeutil import parse_time
 
@@ -66,7 +66,7 @@ def main() -> int:
     print(f"   DAG run succeeded ({time.perf_counter() - t:.1f}s, log: {log})")
 
     t = _step(f"replay the requests of [{at:%H:%M}, {at + timedelta(hours=1):%H:%M}) against the snapshot")
-    info = read_plan_info(interval_paths(st, at).plan)
+    info = read_plan_info(st.interval_paths(at).plan)
     rep = replay(st.logs_root, st.snapshots_root, st.model_name, at.isoformat(), "1h")
     summary = {
         "snapshot_id": rep["snapshot_id"],

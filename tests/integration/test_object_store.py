@@ -77,8 +77,8 @@ def test_ingest_infer_publish_lookup_replay_and_monitor_on_s3(s3, tmp_path, caps
     from solaris_batch.inference.runner import infer_plan
     from solaris_batch.model.checkpoint import save_checkpoint
     from solaris_batch.model.fm import SolarisFM
-    from solaris_batch.pipeline import monitor_interval
     from solaris_batch.speculate.plan import read_pairs
+    from solaris_batch.tasks import monitor_interval
 
     # a plan for the 05:00 horizon, and a MovieLens file whose 05:00 hour holds every planned pair
     # once plus 10 unplanned rows (04:00 holds history): the realized hit rate is known in advance
