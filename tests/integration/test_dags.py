@@ -393,7 +393,7 @@ def _half_horizon_snapshot(logs: Path, root: Path, work: Path) -> str:
     pairs = np.unique(np.stack([t.column(0).to_numpy(), t.column(1).to_numpy()], axis=1), axis=0)[::2]
     write_embedding_shard(shard_path(work, 0), pairs[:, 0], pairs[:, 1], np.ones((len(pairs), 8), np.float32),
                           checkpoint_version="monitor-test", plan_at=at.isoformat(), shard="0", plan_shards="0",
-                          plan_pairs=str(len(pairs)))
+                          plan_pairs=str(len(pairs)), plan_fingerprint="monitor-test")
     return publish(work, str(root), "fm", extra={"window": {"at": at.isoformat(), "horizon": "1h"}}).snapshot_id
 
 
