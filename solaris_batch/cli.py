@@ -31,10 +31,15 @@ def _settings(a: argparse.Namespace):
                          speculator=getattr(a, "registry", None))
 
 
-def _need(path: Path | None, what: str, hint: str) -> Path:
-    if path is None or not Path(path).exists():
+def _need(path: Path | str | None, what: str, hint: str) -> Path | str:
+    """``path`` as a ``Path`` (local) or URI; refused when it does not exist or, remote, is empty."""
+    from solaris_batch.storage import Root
+    from solaris_batch.storage.uri import local_path
+
+    local = None if path is None else local_path(path)
+    if path is None or (not local.exists() if local is not None else not Root.open(path).listdir("")):
         raise InputNotFound(f"{what} {path} does not exist: {hint}")
-    return Path(path)
+    return local if local is not None else str(path)
 
 
 def cmd_simulate(a):
@@ -363,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("train-fm", cmd_train_fm, "train the reference FM on impressions before --until")
     sp.add_argument("--logs")
     sp.add_argument("--until", required=True, help="train on data strictly before this time (UTC)")
-    sp.add_argument("--out", dest="model", type=Path, help="checkpoint folder (default SOLARIS_MODEL)")
+    sp.add_argument("--out", dest="model", help="checkpoint folder or URI (default SOLARIS_MODEL)")
     sp.add_argument("--window", default="24h", help="training window before --until")
     sp.add_argument("--lookback", default="24h", help="history window for each example's sequence")
     sp.add_argument("--preset", default="small", help="model size preset: small or large")
@@ -373,9 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0)
 
     sp = add("infer", cmd_infer, "run the FM over a plan and write embedding shards")
-    sp.add_argument("--plan", type=Path, required=True)
-    sp.add_argument("--model", type=Path, help="checkpoint folder (default SOLARIS_MODEL)")
-    sp.add_argument("--out", type=Path, required=True, help="embedding shard folder")
+    sp.add_argument("--plan", required=True, help="plan folder or URI")
+    sp.add_argument("--model", help="checkpoint folder or URI (default SOLARIS_MODEL)")
+    sp.add_argument("--out", required=True, help="embedding shard folder or URI")
     sp.add_argument("--shard", type=int, help="only this shard (default: all)")
     sp.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
     sp.add_argument("--token-budget", type=int, default=1 << 16,
@@ -383,10 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--compile", action="store_true", help="torch.compile the model first")
 
     sp = add("publish", cmd_publish, "validate embedding shards and publish a snapshot; prints its id")
-    sp.add_argument("--embeddings", type=Path, required=True)
+    sp.add_argument("--embeddings", required=True, help="embedding shard folder or URI")
     sp.add_argument("--root", help="snapshot root (default SOLARIS_SNAPSHOTS)")
     sp.add_argument("--model-name", help="default SOLARIS_MODEL_NAME or fm")
-    sp.add_argument("--plan", type=Path, help="plan folder, to record its window in the manifest")
+    sp.add_argument("--plan", help="plan folder or URI, to record its window in the manifest")
     sp.add_argument("--no-plan", action="store_true",
                     help="publish shards written without plan metadata (skips the plan row-count gates)")
     sp.add_argument("--allow-schema-change", action="store_true",
@@ -403,10 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("run", cmd_run, "speculate -> infer -> publish for one horizon, without Airflow")
     sp.add_argument("--logs")
     window_args(sp)
-    sp.add_argument("--model", type=Path)
+    sp.add_argument("--model", help="checkpoint folder or URI (default SOLARIS_MODEL)")
     sp.add_argument("--root")
     sp.add_argument("--model-name")
-    sp.add_argument("--work", type=Path, help="plans/embeddings root (default SOLARIS_WORK)")
+    sp.add_argument("--work", help="plans/embeddings root, a path or URI (default SOLARIS_WORK)")
     sp.add_argument("--shards", type=int)
     sp.add_argument("--device")
 

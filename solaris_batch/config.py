@@ -36,8 +36,8 @@ DEFAULT_SEQ_LEN = 128
 
 @dataclass(frozen=True)
 class IntervalPaths:
-    plan: Path
-    embeddings: Path
+    plan: Path | str
+    embeddings: Path | str
 
 
 class Settings(BaseSettings):
@@ -52,14 +52,15 @@ class Settings(BaseSettings):
     """Request-log root (``<logs>/requests/dt=.../hour=.../``): a path or a URI (``s3://``,
     ``gs://``, ``hdfs://``, ...; credentials from pyarrow's usual environment). Default ``<data>/logs``."""
 
-    work: Path | None = None
-    """Plans and embedding shards, keyed by interval. Default ``<data>/work``."""
+    work: str | None = None
+    """Plans and embedding shards, keyed by interval: a path or a URI (the Spark jobs write plans
+    through Hadoop's scheme for it, see ``storage.uri.to_hadoop``). Default ``<data>/work``."""
 
     snapshots: str | None = None
     """Snapshot root: a local path or a pyarrow filesystem URI. Default ``<data>/snapshots``."""
 
-    model: Path | None = None
-    """FM checkpoint directory. Default ``<data>/models/fm``."""
+    model: str | None = None
+    """FM checkpoint folder: a path or a URI. Default ``<data>/models/fm``."""
 
     speculator: Path | None = None
     """Speculator model registry (versions + ``LATEST``). Default ``<data>/models/speculator``."""
@@ -123,8 +124,8 @@ class Settings(BaseSettings):
         return _root(self.logs, self.data / "logs")
 
     @property
-    def work_root(self) -> Path:
-        return self.work or self.data / "work"
+    def work_root(self) -> Path | str:
+        return _root(self.work, self.data / "work")
 
     @property
     def snapshots_root(self) -> str:
@@ -135,8 +136,8 @@ class Settings(BaseSettings):
         return _root(self.metrics, self.data / "metrics")
 
     @property
-    def model_path(self) -> Path:
-        return self.model or self.data / "models" / "fm"
+    def model_path(self) -> Path | str:
+        return _root(self.model, self.data / "models" / "fm")
 
     @property
     def speculator_path(self) -> Path:
@@ -145,10 +146,11 @@ class Settings(BaseSettings):
     def interval_paths(self, at: str | datetime) -> IntervalPaths:
         """Where the work of the interval whose horizon starts at ``at`` lives:
         ``<work>/plans/<T>`` and ``<work>/embeddings/<T>``."""
+        from solaris_batch.storage.uri import join
         from solaris_batch.timeutil import parse_time, stamp
 
         s = stamp(parse_time(at))
-        return IntervalPaths(self.work_root / "plans" / s, self.work_root / "embeddings" / s)
+        return IntervalPaths(join(self.work_root, "plans", s), join(self.work_root, "embeddings", s))
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Return a copy with the non-None overrides applied (CLI flags)."""

@@ -18,18 +18,20 @@ import resource
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from solaris_batch.inference.batching import HostBatch, iter_user_chunks, make_batch, user_batches
-from solaris_batch.model.checkpoint import LoadedModel, load_checkpoint
+from solaris_batch.model.checkpoint import LoadedModel, load_checkpoint, require_checkpoint
 from solaris_batch.model.features import AdFeatures
 from solaris_batch.progress import bar as progress_bar
 from solaris_batch.snapshots.shards import read_shard_meta, shard_path, write_embedding_shard_stream
 from solaris_batch.speculate.plan import read_plan_info, read_table, shard_files
+from solaris_batch.storage.staging import fetch_file, fetched, is_local, staged_output
+from solaris_batch.storage.uri import join
 
 DEFAULT_TOKEN_BUDGET = 1 << 16
 _USER_KEYS = ("ad", "cat", "event")
@@ -186,19 +188,31 @@ def infer_shard(plan: Path, lm: LoadedModel, out: Path, shard: int, device: torc
                        peak_memory_mb(device))
 
 
-def infer_plan(plan: Path, model: Path, out: Path, shard: int | None = None, device: str = "auto",
+def infer_plan(plan: Path | str, model: Path | str, out: Path | str, shard: int | None = None, device: str = "auto",
                token_budget: int = DEFAULT_TOKEN_BUDGET, compile: bool = False,
                progress: bool = True) -> list[ShardResult]:
-    """Infer one shard (``shard=i``) or every shard of the plan, in order."""
-    dev = resolve_device(device)
-    lm = load_checkpoint(model, dev)
+    """Infer one shard (``shard=i``) or every shard of the plan, in order.
+
+    ``plan``, ``model`` and ``out`` are local folders or URIs; remote ones are read from a local
+    copy, and each shard written is uploaded as one object (a rerun skips shards already there).
+    """
     info = read_plan_info(plan)
+    require_checkpoint(model)
+    dev = resolve_device(device)
     shards = [shard] if shard is not None else info.shards
-    Path(out).mkdir(parents=True, exist_ok=True)
-    fn = torch.compile(lm.model, dynamic=True) if compile else None
     results = []
-    for s in shards:
-        r = infer_shard(plan, lm, out, s, dev, token_budget, progress, model=fn)
-        print(r.summary(), flush=True)
-        results.append(r)
+    with fetched(plan) as plan_dir, fetched(model) as model_dir, staged_output(out) as (out_dir, upload):
+        lm = load_checkpoint(model_dir, dev)
+        fn = torch.compile(lm.model, dynamic=True) if compile else None
+        for s in shards:
+            name = shard_path(Path(), s).name
+            if not is_local(out):
+                fetch_file(out, name, out_dir)  # a shard already there is checked and skipped
+            r = infer_shard(plan_dir, lm, out_dir, s, dev, token_budget, progress, model=fn)
+            if not is_local(out):
+                r = replace(r, path=str(join(out, name)))
+                if not r.skipped:
+                    upload.append(name)
+            print(r.summary(), flush=True)
+            results.append(r)
     return results

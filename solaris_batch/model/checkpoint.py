@@ -18,7 +18,7 @@ import torch
 
 from solaris_batch.errors import CheckpointError
 from solaris_batch.model.fm import FMConfig
-from solaris_batch.storage import atomic_path, write_json_atomic
+from solaris_batch.storage import Root, atomic_path, write_json_atomic
 
 FORMAT = 1
 DEFAULT_CLASS = "solaris_batch.model.fm:SolarisFM"
@@ -75,15 +75,21 @@ def resolve_class(dotted: str):
     return cls
 
 
-def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load and verify a checkpoint; the model is returned in ``eval()`` mode on ``device``."""
-    path = Path(path)
-    cfg_path, w_path = path / "config.json", path / "weights.pt"
-    if not cfg_path.exists() or not w_path.exists():
+def require_checkpoint(path: Path | str) -> None:
+    """Refuse a folder or URI that holds no complete checkpoint (config.json and weights.pt)."""
+    root = Root.open(path)
+    if not (root.exists("config.json") and root.exists("weights.pt")):
         raise CheckpointError(
             f"no checkpoint at {path} (need config.json and weights.pt): train one with"
             f" 'solaris train-fm --out {path}' or pass --model"
         )
+
+
+def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load and verify a checkpoint; the model is returned in ``eval()`` mode on ``device``."""
+    require_checkpoint(path)
+    path = Path(path)
+    cfg_path, w_path = path / "config.json", path / "weights.pt"
     try:
         body = json.loads(cfg_path.read_text())
         config = FMConfig.from_dict(body["config"])

@@ -24,6 +24,7 @@ from solaris_batch.model.features import (
 )
 from solaris_batch.model.fm import FMConfig
 from solaris_batch.progress import bar as progress_bar
+from solaris_batch.storage.staging import staged_output
 from solaris_batch.timeutil import Window, format_duration, parse_time
 
 FORWARD_KEYS = ("seq_ad", "seq_cat", "seq_event", "cand_ad", "cand_cat")
@@ -130,5 +131,7 @@ def train_fm(
     meta = {"trained_until": parse_time(until).isoformat(), "window": format_duration(window),
             "lookback": format_duration(lookback), "examples": n, "steps": steps,
             "train_loss": train_loss, "val_auc": val_auc, "preset": preset}
-    version = save_checkpoint(model, out, meta, model_class=model_class)
+    with staged_output(out) as (local, upload):  # a URI gets weights.pt, then config.json (the mark)
+        version = save_checkpoint(model, local, meta, model_class=model_class)
+        upload += ["weights.pt", "config.json"]
     return TrainResult(version, n, steps, train_loss, val_auc, time.perf_counter() - t0)

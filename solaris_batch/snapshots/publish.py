@@ -50,6 +50,7 @@ from solaris_batch.snapshots.shards import (
     list_shards,
 )
 from solaris_batch.storage import Root, safe_name
+from solaris_batch.storage.staging import fetched
 from solaris_batch.timeutil import stamp
 
 
@@ -82,27 +83,32 @@ def _read_shard(p: Path, dim: int) -> tuple[bytes, pa.Table]:
     return data, t
 
 
-def validate_shards(emb_dir: Path, require_plan: bool = True) -> tuple[np.ndarray, dict]:
+def validate_shards(emb_dir: Path | str, require_plan: bool = True) -> tuple[np.ndarray, dict]:
     """Run every publish gate over the shards in ``emb_dir``; return ``(keys, manifest body)``
     where ``keys`` holds every (user_id, ad_id) in file order.
 
     Gates: at least one shard, each named ``part-NNNNN.parquet`` with the documented schema; one
     checkpoint version, one plan and one width across shards; plan metadata present (unless
     ``require_plan=False``); every plan shard present; rows equal to the plan's pairs minus the
-    failures shards list (``failed_pairs``); no nulls, NaN or Inf.
+    failures shards list (``failed_pairs``); no nulls, NaN or Inf. ``emb_dir`` may be a URI.
     """
+    with fetched(emb_dir) as local:
+        return _validate_shards(local, emb_dir, require_plan)
+
+
+def _validate_shards(emb_dir: Path, name: Path | str, require_plan: bool) -> tuple[np.ndarray, dict]:
     paths = list_shards(emb_dir)
     if not paths:
-        raise InputNotFound(f"no embedding shards (part-*.parquet) in {emb_dir}: run 'solaris infer' first")
+        raise InputNotFound(f"no embedding shards (part-*.parquet) in {name}: run 'solaris infer' first")
     metas = [ShardMeta.read(p) for p in paths]
     for key in ("checkpoint_version", "plan_fingerprint", "dim", "plan_at", "plan_pairs", "plan_shards"):
         values = {getattr(m, key) for m in metas}
         if len(values) > 1:
-            raise ValidationFailed(f"shards in {emb_dir} mix {key} values {sorted(map(str, values))}:"
+            raise ValidationFailed(f"shards in {name} mix {key} values {sorted(map(str, values))}:"
                                    " re-run inference for all shards")
     meta0 = metas[0]
     if require_plan and not all(m.has_plan for m in metas):
-        raise ValidationFailed(f"shards in {emb_dir} lack plan metadata (plan_fingerprint, plan_pairs, plan_shards,"
+        raise ValidationFailed(f"shards in {name} lack plan metadata (plan_fingerprint, plan_pairs, plan_shards,"
                                " shard), so the row-count gates cannot run: write them from a plan, or pass"
                                " --no-plan to publish without those gates")
     dim = meta0.dim
@@ -111,7 +117,7 @@ def validate_shards(emb_dir: Path, require_plan: bool = True) -> tuple[np.ndarra
         if got != sorted(meta0.plan_shards):
             missing = sorted(set(meta0.plan_shards) - set(got))
             raise ValidationFailed(f"embedding shards {missing or got} of the plan are missing or repeated in"
-                                   f" {emb_dir}: infer them first")
+                                   f" {name}: infer them first")
     files, rows, norms, keys = [], 0, [], []
     for p in paths:
         data, t = _read_shard(p, dim)
@@ -128,7 +134,7 @@ def validate_shards(emb_dir: Path, require_plan: bool = True) -> tuple[np.ndarra
         raise ValidationFailed(f"shards hold {rows} rows (+{failed} listed failures) but the plan has"
                                f" {meta0.plan_pairs} pairs: re-run inference")
     if rows == 0:
-        raise ValidationFailed(f"shards in {emb_dir} hold no rows: nothing to publish; CURRENT left untouched")
+        raise ValidationFailed(f"shards in {name} hold no rows: nothing to publish; CURRENT left untouched")
     n = np.concatenate(norms)
     content = hashlib.sha256("".join(f["name"] + f["sha256"] for f in files).encode()).hexdigest()
     return np.concatenate(keys), {
@@ -297,7 +303,7 @@ def _schema_gate(r: Root, model: str, current: Pointer | None, body: dict) -> No
                                " --allow-schema-change to publish it anyway")
 
 
-def publish(emb_dir: Path, root: str | Path | Root, model_name: str, extra: dict | None = None, *,
+def publish(emb_dir: Path | str, root: str | Path | Root, model_name: str, extra: dict | None = None, *,
             no_plan: bool = False, allow_schema_change: bool = False) -> PublishResult:
     """Validate ``emb_dir`` and publish it as a snapshot; flip CURRENT unless a newer one is live
     or this id was rolled back as bad.
@@ -306,8 +312,14 @@ def publish(emb_dir: Path, root: str | Path | Root, model_name: str, extra: dict
         no_plan: publish shards written without plan metadata (skips the row-count gates).
         allow_schema_change: allow a dim or dtype different from CURRENT's.
     """
+    with fetched(emb_dir) as local:  # shards on an object store are read from a local copy
+        return _publish(local, emb_dir, root, model_name, extra, no_plan, allow_schema_change)
+
+
+def _publish(emb_dir: Path, name: Path | str, root: str | Path | Root, model_name: str, extra: dict | None, no_plan: bool,
+             allow_schema_change: bool) -> PublishResult:
     r, model = _root(root), _model(model_name)
-    keys, body = validate_shards(emb_dir, require_plan=not no_plan)
+    keys, body = _validate_shards(emb_dir, name, require_plan=not no_plan)
     at = body["plan_at"]
     snap_id = f"{stamp(at) if at else '00000000T0000Z'}-{body['content_hash'][:8]}"
     body.update({"model_name": model, "snapshot_id": snap_id, **(extra or {})})

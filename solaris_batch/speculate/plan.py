@@ -22,6 +22,7 @@ import pyarrow.dataset as ds
 
 from solaris_batch import schemas
 from solaris_batch.errors import InputNotFound
+from solaris_batch.storage import Root
 
 PLAN_FORMAT = 1
 
@@ -99,11 +100,12 @@ class PlanInfo:
         (Path(plan) / "_plan.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
-def read_plan_info(plan: Path) -> PlanInfo:
-    p = Path(plan) / "_plan.json"
-    if not p.exists():
+def read_plan_info(plan: Path | str) -> PlanInfo:
+    """The plan's ``_plan.json``; ``plan`` is a local folder or a URI."""
+    data = Root.open(plan).read_optional("_plan.json")
+    if data is None:
         raise InputNotFound(f"no plan at {plan} (missing _plan.json): run 'solaris speculate --out {plan}' first")
-    return PlanInfo(**json.loads(p.read_text()))
+    return PlanInfo(**json.loads(data))
 
 
 def shard_files(plan: Path, table: str, shard: int) -> list[str]:

@@ -1,6 +1,8 @@
 """Every stage that reads or writes a root works with that root on an S3 API server on loopback
-(moto's server, started here): ingest writes the log to s3://, infer runs on a local work root,
-publish writes the snapshot to s3://, and lookup, replay, verify and the monitor read from s3://.
+(moto's server, started here): ingest writes the log to s3://; the DAG's infer and validate steps
+read the plan and the checkpoint from s3:// and write the embedding shards there; publish writes
+the snapshot to s3://; lookup, replay, verify and the monitor read from s3://; FM registration
+trains from the s3:// log and writes its checkpoint there.
 The Spark jobs read the same URIs through Hadoop's s3a:// (storage.uri.to_hadoop) when a Hadoop S3
 connector is installed; their tests run on local roots."""
 
@@ -78,7 +80,9 @@ def test_ingest_infer_publish_lookup_replay_and_monitor_on_s3(s3, tmp_path, caps
     from solaris_batch.model.checkpoint import save_checkpoint
     from solaris_batch.model.fm import SolarisFM
     from solaris_batch.speculate.plan import read_pairs
-    from solaris_batch.tasks import monitor_interval
+    from solaris_batch.storage import Root
+    from solaris_batch.tasks import infer_interval, monitor_interval, plan_shards, validate_interval
+    from solaris_batch.timeutil import parse_time
 
     # a plan for the 05:00 horizon, and a MovieLens file whose 05:00 hour holds every planned pair
     # once plus 10 unplanned rows (04:00 holds history): the realized hit rate is known in advance
@@ -97,12 +101,31 @@ def test_ingest_infer_publish_lookup_replay_and_monitor_on_s3(s3, tmp_path, caps
     listed = {i.path for i in fs.get_file_info(pafs.FileSelector(f"{BUCKET}/logs", recursive=True))}
     assert f"{BUCKET}/logs/requests/dt=2026-11-20/hour=05/_SUCCESS" in listed
 
+    # the plan and the checkpoint live on the object store too: work and model roots are URIs
     torch.manual_seed(0)
     ckpt = tmp_path / "ckpt"
     save_checkpoint(SolarisFM(tiny_fm_config()), ckpt)
+    Root.open(f"{s3}/models/fm").put_tree(ckpt, last=("config.json",))
+    Root.open(f"{s3}/work/plans/20261120T0500Z").put_tree(plan, last=("_plan.json",))
+    for k, v in {"SOLARIS_WORK": f"{s3}/work", "SOLARIS_MODEL": f"{s3}/models/fm"}.items():
+        monkeypatch.setenv(k, v)
+    st, at = load_settings(), parse_time("2026-11-20T05:00")
+    emb = f"{s3}/work/embeddings/20261120T0500Z"
+    assert plan_shards(st, at) == info.shards
+    first = [infer_interval(st, at, s) for s in info.shards]
+    assert [r["skipped"] for r in first] == [False] * len(first) and sum(r["pairs"] for r in first) == info.pairs
+    assert sorted(Root.open(emb).listdir("")) == [f"part-{s:05d}.parquet" for s in info.shards]
+    # a rerun of a shard task finds its shard on the store and skips it
+    assert infer_interval(st, at, info.shards[0])["skipped"]
+    assert validate_interval(st, at)["rows"] == info.pairs
+    # the same shards as a local inference of the same plan and checkpoint
     infer_plan(plan, ckpt, tmp_path / "emb", device="cpu", progress=False)
     capsys.readouterr()  # the infer summary lines
-    sid = _cli(capsys, "publish", "--embeddings", tmp_path / "emb", "--root", f"{s3}/snapshots").strip()
+    remote = pq.read_table(f"{BUCKET}/work/embeddings/20261120T0500Z", filesystem=fs).sort_by("user_id")
+    local = pq.read_table(tmp_path / "emb").sort_by("user_id")
+    assert remote.column("embedding").equals(local.column("embedding"))
+    sid = _cli(capsys, "publish", "--embeddings", emb, "--root", f"{s3}/snapshots",
+               "--plan", f"{s3}/work/plans/20261120T0500Z").strip()
     assert sid.startswith("20261120T0500Z-")
     assert _cli(capsys, "snapshots", "verify", "--root", f"{s3}/snapshots").startswith(f"{sid}: {info.pairs:,} rows")
 
@@ -125,3 +148,13 @@ def test_ingest_infer_publish_lookup_replay_and_monitor_on_s3(s3, tmp_path, caps
     # the printed settings keep the scheme (a Path would print 's3:/solaris/logs')
     assert json.loads(_cli(capsys, "config"))["logs_root"] == f"{s3}/logs"
     assert np.isfinite(rec["staleness_s"]) and os.environ["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1")
+
+    # FM registration trains from the s3 log and writes the checkpoint (and its version) to the s3 model root
+    from solaris_batch.model.checkpoint import load_checkpoint
+    from solaris_batch.model.registry import train_and_register
+    from solaris_batch.storage.staging import fetched
+
+    reg = train_and_register(load_settings(), parse_time("2026-11-20T06:00"), window="2h", epochs=1)
+    assert reg["path"] == f"{s3}/models/fm"
+    with fetched(f"{s3}/models/fm") as live, fetched(f"{s3}/models/fm.versions/{reg['version']}") as kept:
+        assert load_checkpoint(live).version == load_checkpoint(kept).version == reg["version"]
