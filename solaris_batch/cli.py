@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("speculate", cmd_speculate, "Spark job: plan the pairs of the next horizon under a budget")
     sp.add_argument("--logs", help="request-log root (default SOLARIS_LOGS)")
     window_args(sp)
-    sp.add_argument("--out", type=Path, required=True, help="plan folder to write (replaced whole)")
+    sp.add_argument("--out", required=True, help="plan folder to write (replaced whole)")
     sp.add_argument("--shards", type=int, help="plan shards (default SOLARIS_SHARDS or 4)")
     sp.add_argument("--seq-len", type=int, default=DEFAULT_SEQ_LEN, help="events kept per user sequence")
     sp.add_argument("--submit", action="store_true", help="run through spark-submit in a child process")
@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
                          " latest (registry), heuristic, or a version folder")
     sp.add_argument("--train-windows", type=int, default=DEFAULT_SPECULATOR_WINDOWS)
     sp.add_argument("--registry", type=Path, help="registry for latest (default SOLARIS_SPECULATOR)")
-    sp.add_argument("--out", type=Path, required=True, help="report folder (backtest.json, coverage.png)")
+    sp.add_argument("--out", required=True, help="report folder (backtest.json, coverage.png)")
 
     sp = add("evaluate", cmd_evaluate,
              "knowledge transfer: VM alone / + SOLARIS / + FM everywhere / distilled, with hit rate and cost")

@@ -77,7 +77,20 @@ def _times(v: Any) -> tuple[datetime, ...]:
     return tuple(parse_time(t) for t in ([v] if isinstance(v, datetime) else _split(v)))
 
 
-PATH = Codec(Path)
+def _local(v: Any) -> Path:
+    """A folder the Spark jobs write: a local or shared path (``Path('s3://b')`` would be a local
+    folder named ``s3:``, so a URI is refused until a Hadoop object-store connector is shipped)."""
+    from solaris_batch.storage.uri import local_path
+
+    local = local_path(v)
+    if local is None:
+        raise ConfigError(f"{v} is an object-store URI, but the Spark jobs write plans, reports and the speculator"
+                          " registry to local or shared paths only: set SOLARIS_WORK / SOLARIS_SPECULATOR (or --out)"
+                          " to a shared filesystem path")
+    return local
+
+
+PATH = Codec(_local)
 
 
 def _uri(v: Any) -> Path | str:

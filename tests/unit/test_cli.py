@@ -1,5 +1,7 @@
 """The `solaris` command's one-line errors on bad input and damaged snapshot roots (in-process)."""
 
+from pathlib import Path
+
 import pytest
 
 from solaris_batch.cli import main
@@ -72,3 +74,12 @@ def test_every_subcommand_has_help(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.startswith("solaris-batch ")
+
+
+def test_speculate_to_an_object_store_is_one_line_error(capsys, tmp_path):
+    from solaris_batch.cli import main
+
+    assert main(["speculate", "--logs", str(tmp_path), "--at", "2026-11-20T05:00", "--out", "s3://b/plan"]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("solaris: error: s3://b/plan is an object-store URI") and len(err.splitlines()) == 1
+    assert not (Path.cwd() / "s3:").exists()

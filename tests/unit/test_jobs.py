@@ -99,3 +99,15 @@ def test_every_job_has_its_entry_point_script():
         text = (SPARK_JOBS_DIR / f"{job.script}.py").read_text()
         assert f"entry_point({job.__name__}, sys.argv[1:])" in text
         assert len(text.splitlines()) < 20  # entry points stay thin: argv -> typed job -> library
+
+
+def test_a_plan_folder_on_an_object_store_is_refused_not_made_a_local_folder(tmp_path):
+    from solaris_batch.tasks import interval_speculate_job
+
+    with pytest.raises(ConfigError, match="object-store URI"):
+        SpeculateJob(at=T, out="s3://bucket/work/plans/x")
+    st = Settings(data=tmp_path, work="s3://bucket/work")
+    with pytest.raises(ConfigError, match="shared filesystem"):
+        interval_speculate_job(st, T, "1d", "1h", "2x", 2)
+    assert SpeculateJob(at=T, out=f"file://{tmp_path}/p").out == tmp_path / "p"
+    assert not (Path.cwd() / "s3:").exists()
