@@ -102,6 +102,11 @@ class Settings(BaseSettings):
             raise ValueError(f"model name {v!r} must be letters, digits, '-', '_' or '.'")
         return v
 
+    @field_validator("logs", "work", "snapshots", "model", "metrics", mode="before")
+    @classmethod
+    def _uri_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, Path) else v  # a root may be passed as a Path
+
     @field_validator("spark_log_level")
     @classmethod
     def _log4j_level(cls, v: str) -> str:
