@@ -37,7 +37,11 @@ def _need(path: Path | str | None, what: str, hint: str) -> Path | str:
     from solaris_batch.storage.uri import local_path
 
     local = None if path is None else local_path(path)
-    if path is None or (not local.exists() if local is not None else not Root.open(path).listdir("")):
+    if local is not None:
+        exists = local.exists()
+    else:
+        exists = path is not None and bool(Root.open(path).listdir(""))
+    if not exists:
         raise InputNotFound(f"{what} {path} does not exist: {hint}")
     return local if local is not None else str(path)
 

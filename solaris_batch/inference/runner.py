@@ -204,12 +204,13 @@ def infer_plan(plan: Path | str, model: Path | str, out: Path | str, shard: int 
     with fetched(plan) as plan_dir, fetched(model) as model_dir, staged_output(out) as (out_dir, upload):
         lm = load_checkpoint(model_dir, dev)
         fn = torch.compile(lm.model, dynamic=True) if compile else None
+        remote = not is_local(out)
         for s in shards:
             name = shard_path(Path(), s).name
-            if not is_local(out):
+            if remote:
                 fetch_file(out, name, out_dir)  # a shard already there is checked and skipped
             r = infer_shard(plan_dir, lm, out_dir, s, dev, token_budget, progress, model=fn)
-            if not is_local(out):
+            if remote:
                 r = replace(r, path=str(join(out, name)))
                 if not r.skipped:
                     upload.append(name)
