@@ -43,6 +43,7 @@ def solaris_monitor():
     @task
     def which_snapshot() -> dict:
         """The snapshot to monitor: from the triggering asset event, the params, or CURRENT."""
+        from solaris_batch.monitor import served_window
         from solaris_batch.snapshots.publish import read_current, read_manifest
 
         ctx = get_current_context()
@@ -55,9 +56,8 @@ def solaris_monitor():
         st = _settings(model)
         sid = p["snapshot_id"] or extra.get("snapshot_id") or read_current(st.snapshots_root, model)
         m = read_manifest(st.snapshots_root, model, sid)
-        window = m.get("window") or {}
-        return {"snapshot_id": sid, "model_name": model, "at": window.get("at") or m["plan_at"],
-                "horizon": window.get("horizon", "1h")}
+        at, horizon = served_window(m)
+        return {"snapshot_id": sid, "model_name": model, "at": at, "horizon": horizon}
 
     @task.sensor(poke_interval=d.sensor_poke_s(), timeout=d.sensor_timeout_s(), mode="reschedule")
     def wait_for_horizon(snap: dict) -> bool:

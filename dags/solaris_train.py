@@ -18,7 +18,12 @@ from __future__ import annotations
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from solaris_batch import dag_defaults as d
-from solaris_batch.config import DEFAULT_HORIZON, DEFAULT_LOOKBACK, DEFAULT_SPECULATOR_WINDOWS
+from solaris_batch.config import (
+    DEFAULT_FM_WINDOW,
+    DEFAULT_HORIZON,
+    DEFAULT_LOOKBACK,
+    DEFAULT_SPECULATOR_WINDOWS,
+)
 
 FM_CHECKPOINT = Asset(d.FM_ASSET)
 SPECULATOR = Asset(d.SPECULATOR_ASSET)
@@ -51,7 +56,7 @@ def _spark_submit(end, params) -> dict:
     user_defined_macros={"solaris_spark_submit": _spark_submit},
     render_template_as_native_obj=True,
     params={
-        "window": Param("24h", type="string", description="training window before the interval end"),
+        "window": Param(DEFAULT_FM_WINDOW, type="string", description="training window before the interval end"),
         "epochs": Param(1, type="integer", minimum=1),
         "until": Param("", type="string", description="train on data before this ISO time (default: the interval end)"),
         "train_fm": Param(True, type="boolean", description="also retrain the FM (off: speculator only)"),

@@ -13,6 +13,7 @@ from pathlib import Path
 from solaris_batch.config import (
     DEFAULT_BUDGET,
     DEFAULT_BUDGETS,
+    DEFAULT_FM_WINDOW,
     DEFAULT_HORIZON,
     DEFAULT_LOOKBACK,
     DEFAULT_SEQ_LEN,
@@ -351,8 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--train-windows", type=int, default=4, help="serving windows before T that train the VMs")
     sp.add_argument("--staleness-windows", type=int, default=4,
                     help="windows after T served by T's snapshot without refresh")
-    sp.add_argument("--lookback", default="24h", help="history the speculator and the FM read")
-    sp.add_argument("--fm-window", default="24h", help="FM training window (when --model is not given)")
+    sp.add_argument("--lookback", default=DEFAULT_LOOKBACK, help="history the speculator and the FM read")
+    sp.add_argument("--fm-window", default=DEFAULT_FM_WINDOW, help="FM training window (when --model is not given)")
     sp.add_argument("--fm-epochs", type=int, default=1)
     sp.add_argument("--vm-epochs", type=int, default=2)
     sp.add_argument("--distill-label-weight", type=float, default=0.5,
@@ -373,8 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--logs")
     sp.add_argument("--until", required=True, help="train on data strictly before this time (UTC)")
     sp.add_argument("--out", dest="model", help="checkpoint folder or URI (default SOLARIS_MODEL)")
-    sp.add_argument("--window", default="24h", help="training window before --until")
-    sp.add_argument("--lookback", default="24h", help="history window for each example's sequence")
+    sp.add_argument("--window", default=DEFAULT_FM_WINDOW, help="training window before --until")
+    sp.add_argument("--lookback", default=DEFAULT_LOOKBACK, help="history window for each example's sequence")
     sp.add_argument("--preset", default="small", help="model size preset: small or large")
     sp.add_argument("--model-class", help="FM implementation module:Class (default SOLARIS_FM_CLASS)")
     sp.add_argument("--epochs", type=int, default=2)
@@ -422,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("replay", cmd_replay, "hit rate of a horizon's (request, ad) rows against the live snapshot")
     sp.add_argument("--logs")
     sp.add_argument("--at", required=True)
-    sp.add_argument("--horizon", default="1h")
+    sp.add_argument("--horizon", default=DEFAULT_HORIZON)
     sp.add_argument("--root")
     sp.add_argument("--model-name")
 

@@ -22,6 +22,8 @@ SPARK_LOG_LEVELS = ("ALL", "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "
 # the Spark job arguments (``solaris_batch.jobs``) and the library functions all refer to these.
 DEFAULT_LOOKBACK = "24h"
 """Log window mined before the horizon start T."""
+DEFAULT_FM_WINDOW = "24h"
+"""Log window the FM trains on, before the training end."""
 DEFAULT_HORIZON = "1h"
 """Window a plan serves, from T."""
 DEFAULT_BUDGET = "2x"

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from solaris_batch.config import DEFAULT_HORIZON
 from solaris_batch.errors import QualityAlert
 from solaris_batch.logs.reader import read_window
 from solaris_batch.snapshots.publish import read_manifest
@@ -42,6 +43,12 @@ class MonitorRecord:
     passed: bool
 
 
+def served_window(manifest: dict) -> tuple[str, str]:
+    """The ``(at, horizon)`` a snapshot was planned for, as its manifest says (ISO time, duration)."""
+    window = manifest.get("window") or {}
+    return window.get("at") or manifest["plan_at"], window.get("horizon", DEFAULT_HORIZON)
+
+
 def snapshot_pairs(root: str, model: str, snapshot_id: str) -> tuple[np.ndarray, np.ndarray]:
     r = Root.open(root)
     m = read_manifest(r, model, snapshot_id)
@@ -61,9 +68,8 @@ def monitor_snapshot(logs: str | Path, root: str, model: str, snapshot_id: str, 
     Raises ``QualityAlert`` (after writing) when ``request_hit_rate < threshold``.
     """
     m = read_manifest(root, model, snapshot_id)
-    window = m.get("window") or {}
-    at = parse_time(window.get("at") or m["plan_at"])
-    horizon = window.get("horizon", "1h")
+    at, horizon = served_window(m)
+    at = parse_time(at)
     t = read_window(logs, Window.after(at, parse_duration(horizon)), columns=["ts", "user_id", "ad_id"])
     pu, pa_ = snapshot_pairs(root, model, snapshot_id)
     cov = coverage(pu, pa_, t.column("user_id").to_numpy(), t.column("ad_id").to_numpy())

@@ -8,6 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from solaris_batch.errors import ConfigError
 
+HOUR_US = 3_600_000_000
+"""One hour in microseconds, the unit of log timestamps and of the hourly partitions."""
+
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from solaris_batch.config import (
+    DEFAULT_BUDGET,
+    DEFAULT_BUDGETS,
+    DEFAULT_FM_WINDOW,
+    DEFAULT_HORIZON,
+    DEFAULT_LOOKBACK,
+)
 from solaris_batch.errors import ConfigError
 from solaris_batch.evaluation.vm import VMTraining
 from solaris_batch.speculate.budget import Budget
@@ -13,17 +20,17 @@ from solaris_batch.speculate.budget import Budget
 class EvalOptions:
     """Knobs of ``solaris evaluate`` (CLI flags of the same names)."""
 
-    horizon: str = "1h"
-    budget: str = "2x"
+    horizon: str = DEFAULT_HORIZON
+    budget: str = DEFAULT_BUDGET
     """The budget whose numbers are the headline (``vm_solaris``, ``hit_rate``...)."""
-    budgets: tuple[str, ...] = ("0.5x", "1x", "2x", "4x")
+    budgets: tuple[str, ...] = tuple(DEFAULT_BUDGETS.split(","))
     """The sweep for recovered gain vs hit rate (``budget`` is added if missing)."""
     train_windows: int = 4
     """Serving windows before T whose impressions train the VMs."""
     staleness_windows: int = 4
     """Windows after T that the test snapshot serves without refresh (clipped to the logs)."""
-    lookback: str = "24h"
-    fm_window: str = "24h"
+    lookback: str = DEFAULT_LOOKBACK
+    fm_window: str = DEFAULT_FM_WINDOW
     fm_epochs: int = 1
     speculator: str = "train"
     """``train`` (fresh, on windows before the first serving window), ``latest``, ``heuristic`` or a folder."""

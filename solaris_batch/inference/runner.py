@@ -29,7 +29,7 @@ from solaris_batch.model.checkpoint import LoadedModel, load_checkpoint, require
 from solaris_batch.model.features import AdFeatures
 from solaris_batch.progress import bar as progress_bar
 from solaris_batch.snapshots.shards import read_shard_meta, shard_path, write_embedding_shard_stream
-from solaris_batch.speculate.plan import read_plan_info, read_table, shard_files
+from solaris_batch.speculate.plan import read_ads, read_plan_info, shard_files
 from solaris_batch.storage.staging import fetch_file, fetched, is_local, staged_output
 from solaris_batch.storage.uri import join
 
@@ -149,7 +149,7 @@ def infer_shard(plan: Path, lm: LoadedModel, out: Path, shard: int, device: torc
         stale.unlink(missing_ok=True)
 
     cfg, model = lm.config, model or lm.model
-    ads = AdFeatures.from_table(read_table(plan, "ads"))
+    ads = AdFeatures.from_table(read_ads(plan))
     total = int(info.shard_pairs.get(str(shard), 0))
     pin = device.type == "cuda"
     copy_stream = torch.cuda.Stream(device) if pin else None

@@ -40,9 +40,9 @@ from solaris_batch.hashing import xxhash64
 from solaris_batch.logs.layout import SUCCESS, partition_dir
 from solaris_batch.storage import Root, staged_dir
 from solaris_batch.storage.uri import local_path
+from solaris_batch.timeutil import HOUR_US
 
 FORMATS = ("movielens", "taobao", "mind")
-HOUR_US = 3_600_000_000
 _MASK = (1 << 63) - 1
 
 

@@ -35,12 +35,11 @@ from solaris_batch.errors import ConfigError
 from solaris_batch.logs.layout import write_partition
 from solaris_batch.progress import bar as progress_bar
 from solaris_batch.storage import write_table_atomic
-from solaris_batch.timeutil import parse_time, to_us
+from solaris_batch.timeutil import HOUR_US, parse_time, to_us
 
 SURFACES = np.array(["feed", "stories", "marketplace"], dtype=object)
 SURFACE_P = np.array([0.6, 0.3, 0.1])
 SURFACE_SLOTS = np.array([4, 2, 3])
-HOUR_US = 3_600_000_000
 
 
 @dataclass(frozen=True)

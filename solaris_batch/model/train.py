@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow.compute as pc
 import torch
 
+from solaris_batch.config import DEFAULT_FM_WINDOW, DEFAULT_LOOKBACK
 from solaris_batch.errors import EmptyWindow
 from solaris_batch.logs.reader import read_ads, read_window
 from solaris_batch.metrics import auc
@@ -85,7 +86,7 @@ def predict(model, X: dict, rows: slice | None = None, batch_size: int = 4096) -
 
 
 def train_fm(
-    logs: Path, until, out: Path, window: str | timedelta = "24h", lookback: str | timedelta = "24h",
+    logs: Path, until, out: Path, window: str | timedelta = DEFAULT_FM_WINDOW, lookback: str | timedelta = DEFAULT_LOOKBACK,
     preset: str = "small", epochs: int = 2, batch_size: int = 512, lr: float = 3e-3, seed: int = 0,
     max_steps: int | None = None, progress: bool = True, model_class: str = DEFAULT_CLASS, **overrides,
 ) -> TrainResult:

@@ -26,7 +26,6 @@ from solaris_batch.storage import Root
 from solaris_batch.storage.uri import to_hadoop
 from solaris_batch.timeutil import Window, parse_time, to_us
 
-HOUR_US = 3_600_000_000
 
 @dataclass(frozen=True)
 class ChannelOptions:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from solaris_batch.speculate.channels import HOUR_US, ChannelOptions, channel, nearest_neighbours
-from solaris_batch.timeutil import parse_time, to_us
+from solaris_batch.speculate.channels import ChannelOptions, channel, nearest_neighbours
+from solaris_batch.timeutil import HOUR_US, parse_time, to_us
 
 FEATURES = [
     "rep_req_1h", "rep_req_6h", "rep_req_24h", "rep_req", "rep_age_h", "rep_last_position", "rep_clicks",
