@@ -3,7 +3,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from solaris_batch.errors import ConfigError
-from solaris_batch.speculate.budget import Budget
 from solaris_batch.timeutil import Window, format_duration, parse_duration, parse_time, stamp
 
 
@@ -38,13 +37,3 @@ def test_window_hours_cover_partial_hours():
     assert [h.hour for h in w.hours()] == [1, 2]
     with pytest.raises(ConfigError):
         Window(w.end, w.start)
-
-
-def test_budget_parse_and_resolve():
-    assert Budget.parse("50000").resolve() == 50000
-    assert Budget.parse("2x").resolve(1234) == 2468
-    assert Budget.parse("0.5x").resolve(11) == 5
-    with pytest.raises(ConfigError):
-        Budget.parse("2y")
-    with pytest.raises(ConfigError):
-        Budget.parse("2x").resolve(0)
