@@ -256,20 +256,6 @@ def _three_snapshots_current_on_the_latest(root: Path) -> None:
     assert read_current(root, "fm").startswith("20261120T0700Z")
 
 
-@pytest.mark.integration
-@pytest.mark.slow
-def test_backfill_through_the_scheduler_publishes_three_snapshots(airflow_env, tmp_path):
-    """`airflow backfill create` over 3 hours, executed by a real scheduler (LocalExecutor, SQLite)."""
-    data, base_env = airflow_env
-    env = {**base_env, "AIRFLOW_HOME": str(tmp_path / "home"), "SOLARIS_SNAPSHOTS": str(tmp_path / "snapshots"),
-           "SOLARIS_WORK": str(tmp_path / "work"), "SOLARIS_SENSOR_TIMEOUT": "300",
-           "AIRFLOW__CORE__PARALLELISM": "4", "SOLARIS_CATCHUP": "false"}
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
-    subprocess.run([AIRFLOW, "pools", "set", "solaris_fm", "1", "fm"], env=env, check=True, capture_output=True)
-    _scheduler_backfill(env, tmp_path, max_active_runs=1)
-    _three_snapshots_current_on_the_latest(tmp_path / "snapshots")
-
-
 def _pg_bin(name: str) -> str | None:
     import glob
     import shutil
@@ -312,9 +298,10 @@ def postgres():
 @pytest.mark.integration
 @pytest.mark.slow
 def test_backfill_on_postgres_runs_mapped_infer_concurrently(airflow_env, postgres, tmp_path):
-    """The same backfill on PostgreSQL with LocalExecutor (parallelism 4, two runs at a time, two FM
-    slots): mapped infer tasks overlap in time, and runs overlapping their publish and gc still
-    publish all three snapshots with CURRENT on the latest."""
+    """`airflow backfill create` over 3 hours, executed by a real scheduler on PostgreSQL with
+    LocalExecutor (parallelism 4, two runs at a time, two FM slots): mapped infer tasks overlap in
+    time, and runs overlapping their publish and gc still publish all three snapshots with CURRENT
+    on the latest. (SQLite DAG runs: the consecutive-hours and operator-experience tests.)"""
     import sqlalchemy
 
     data, base_env = airflow_env

@@ -263,6 +263,7 @@ def test_watcher_survives_ten_bad_snapshots_and_ends_on_the_good_one(tmp_path):
                     wrong.append(r.snapshot_id)
             except Exception as e:  # any error at all fails the test
                 errors.append(repr(e))
+            time.sleep(0.001)  # two readers, not two spinning threads that starve the publisher of the GIL
 
     def refusals():
         return sum(s.value for m in reg.collect() if m.name == "solaris_reloads" for s in m.samples
