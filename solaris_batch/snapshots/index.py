@@ -141,13 +141,17 @@ class PairIndex:
         fp = (h >> np.uint64(33)).astype(np.int64)
         pos = (h & self.mask).astype(np.int64)
         idx, u, a = np.arange(n), users, ads
-        while True:
-            win = self.table[pos[:, None] + self._win]
+        table, n_keys = self.table, len(self.keys)
+        while True:  # every slot and row is bounds-checked, like the compiled probe (a table may be garbage)
+            at = pos[:, None] + self._win
+            inside = (at >= 0) & (at < len(table))
+            win = np.where(inside, table[np.where(inside, at, 0)], -1) if len(table) else np.full(at.shape, -1)
             eq = (win >> 32) == fp[:, None]  # empty slots (-1) have fingerprint -1: never equal
             j = eq.argmax(1)
             ar = np.arange(len(idx))
             has = eq[ar, j]
             r = win[ar, j] & 0xFFFFFFFF
+            has &= r < n_keys
             ok = has.copy()
             hi = np.flatnonzero(has)
             if len(hi):
@@ -208,10 +212,10 @@ class UserSegments:
         rows = np.full(len(a), -1, dtype=np.int64)
         g = int(self.users.find(u[:1], np.zeros(1, np.int64), compiled=False)[0])
         if g >= 0:
-            s, e = (int(x) for x in self.segments[g, 2:])
+            s, e = (min(max(int(x), 0), len(self.keys)) for x in self.segments[g, 2:])  # bounds may be garbage
             seg = self.keys[s:e, 1]
             p = np.searchsorted(seg, a).clip(0, max(e - s - 1, 0))
-            hit = seg[p] == a if e > s else np.zeros(len(a), bool)
+            hit = (seg[p] == a) & (self.keys[s + p, 0] == u[0]) if e > s else np.zeros(len(a), bool)
             rows[hit] = s + p[hit]
         return gather_rows(emb, rows)
 
