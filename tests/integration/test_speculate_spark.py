@@ -73,8 +73,9 @@ def test_repeats_scores_budget_and_sharding(spark, logs, tmp_path):
     top = sorted(expected, key=lambda k: -expected[k])[:2]
     assert sorted(zip(read_pairs(out).column("user_id").to_pylist(), read_pairs(out).column("ad_id").to_pylist(),
                       strict=True)) == sorted(top)
-    # the logs and the plan as file:// URIs, as a URI root reaches the Spark side
-    info = write_plan(spark, f"file://{logs}", AT, 3 * H, H, Budget.parse("1x"), f"file://{out}", shards=2)
+    # the log root as a file:// URI, as a URI root reaches the Spark side (a job's plan folder given
+    # as file:// becomes a path in jobs.PATH: tests/unit/test_jobs.py)
+    info = write_plan(spark, f"file://{logs}", AT, 3 * H, H, Budget.parse("1x"), out, shards=2)
     assert info.budget_pairs == 3 and info.rows_read == 9 and read_pairs(out).num_rows == 3
 
     # user sequences: last 2 impressions before AT, oldest first
