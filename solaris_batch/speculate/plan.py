@@ -125,12 +125,11 @@ def read_pairs(plan: Path, shard: int | None = None) -> pa.Table:
     return pa.concat_tables(parts) if parts else schemas.PLAN_PAIRS.empty_table()
 
 
-def read_table(plan: Path, name: str) -> pa.Table:
+def read_table(plan: Path, name: str, columns: list[str] | None = None) -> pa.Table:
     """One table of the plan (``pairs``, ``users`` or ``ads``), every shard."""
-    return ds.dataset(Path(plan) / name, format="parquet").to_table()
+    return ds.dataset(Path(plan) / name, format="parquet").to_table(columns=columns)
 
 
 def read_ads(plan: Path) -> pa.Table:
     """The ads the plan mentions, as ``schemas.PLAN_ADS`` (extra columns dropped, types cast)."""
-    t = ds.dataset(Path(plan) / "ads", format="parquet").to_table(columns=schemas.PLAN_ADS.names)
-    return t.cast(schemas.PLAN_ADS)
+    return read_table(plan, "ads", columns=schemas.PLAN_ADS.names).cast(schemas.PLAN_ADS)
