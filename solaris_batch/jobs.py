@@ -17,10 +17,13 @@ its result either way; ``submit_spec`` is the same job for Airflow's ``SparkSubm
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections import deque
 from collections.abc import Callable
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
@@ -177,9 +180,13 @@ class SparkJob:
         return argv
 
     def resolve(self, settings: Settings) -> Self:
-        """A copy with every None field that has a ``setting`` taken from ``settings``."""
-        return replace(self, **{f.name: getattr(settings, f.metadata["setting"]) for f in fields(self)
-                                if f.metadata["setting"] and getattr(self, f.name) is None})
+        """A copy with every None field that has a ``setting`` taken from ``settings``, and every local
+        path absolute: a driver started elsewhere (another working folder, or a cluster node in
+        cluster deploy mode) reads and writes the same paths, on the filesystem they share."""
+        job = replace(self, **{f.name: getattr(settings, f.metadata["setting"]) for f in fields(self)
+                               if f.metadata["setting"] and getattr(self, f.name) is None})
+        return replace(job, **{f.name: getattr(job, f.name).absolute() for f in fields(job)
+                               if isinstance(getattr(job, f.name), Path)})
 
     def run(self, spark) -> Any:
         """Run the job in ``spark`` (arguments resolved); returns its result."""
@@ -389,30 +396,59 @@ def submit_command(settings: Settings, job: SparkJob) -> list[str]:
 
 
 def submit_conf(settings: Settings, master: str | None = None, driver_here: bool = True) -> dict[str, str]:
-    """``spark_conf`` for ``spark-submit``; on a local master, also this interpreter for the driver
-    and workers (a cluster's nodes bring their own Python, with this package installed)."""
-    from solaris_batch.speculate.spark import spark_conf
+    """``spark_conf`` for ``spark-submit``.
+
+    On a ``local*`` master, also the interpreter of the driver (this one) and of the workers
+    (``PYSPARK_PYTHON`` when set, else this one). Where executors are separate processes
+    (``local-cluster``, ``spark://``, ``yarn``, ...: ``speculate.spark.embedded``), the package zip
+    as ``spark.submit.pyFiles`` (what ``--py-files`` sets): a cluster's nodes bring their own Python
+    with the dependencies (numpy, pyarrow, faiss-cpu, pandas) and get this package with each job.
+    """
+    from solaris_batch.speculate.spark import embedded, package_zip, spark_conf
 
     master = master or settings.spark_master
     conf = spark_conf(settings, master, driver_here)
     if master.startswith("local"):
-        conf.update({"spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable})
+        conf.update({"spark.pyspark.python": os.environ.get("PYSPARK_PYTHON", sys.executable),
+                     "spark.pyspark.driver.python": sys.executable})
+    if not embedded(master):
+        conf["spark.submit.pyFiles"] = str(package_zip())
     return conf
 
 
 def submit_env(settings: Settings) -> dict[str, str]:
-    """Environment for ``spark-submit``: SPARK_HOME of the installed pyspark, this interpreter, and
-    the log level (the job reads its settings from the environment)."""
-    import pyspark
-
+    """Environment for ``spark-submit``: SPARK_HOME of the installed pyspark (``spark_home``), this
+    interpreter, and the log level (the job reads its settings from the environment)."""
     env = dict(os.environ)
-    env.setdefault("SPARK_HOME", str(Path(pyspark.__file__).parent))
+    env.setdefault("SPARK_HOME", spark_home(settings.spark_master))
     env.setdefault("PYSPARK_PYTHON", sys.executable)
     env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     env["SOLARIS_SPARK_LOG_LEVEL"] = settings.spark_log_level
     if settings.spark_master.startswith("local"):
         env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     return env
+
+
+def spark_home(master: str) -> str:
+    """SPARK_HOME for ``spark-submit``: the installed pyspark package, which holds Spark's ``bin/`` and
+    ``jars/`` (all that ``local-cluster`` and standalone daemons need; no separate Spark download).
+
+    A ``local-cluster[n,cores,mb]`` master runs its workers inside the driver, and they put every
+    executor's folder (logs, fetched files) under ``SPARK_HOME/work``: for it, a folder of links
+    to the package in the temp folder, so those stay out of site-packages.
+    """
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    if not master.startswith("local-cluster"):
+        return str(home)
+    links = Path(tempfile.gettempdir()) / f"solaris-spark-home-{hashlib.sha256(str(home).encode()).hexdigest()[:12]}"
+    links.mkdir(exist_ok=True)
+    for p in home.iterdir():
+        if p.name != "work" and not (links / p.name).is_symlink():
+            with contextlib.suppress(FileExistsError):  # another launch linked it first
+                (links / p.name).symlink_to(p)
+    return str(links)
 
 
 def submit_spec(settings: Settings, job: SparkJob, master: str, driver_here: bool = True) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -56,3 +57,23 @@ def spark():
     s = get_spark(Settings(shards=2, spark_shuffle_partitions=2), "solaris-tests")
     yield s
     s.stop()
+
+
+def python_without_solaris(tmp: Path) -> Path:
+    """An interpreter standing for a cluster node's Python without our package: this venv's, with
+    the editable install's finders removed and no ``sys.path`` entry holding a ``solaris_batch``
+    folder, so only a shipped zip can provide ``solaris_batch``. Each start appends its arguments
+    to ``<tmp>/python-without-solaris.log`` (proof the executors ran it)."""
+    site = tmp / "site-without-solaris"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "sitecustomize.py").write_text(
+        "import os, sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path if 'solaris' not in repr(f)]\n"
+        "sys.path_hooks[:] = [h for h in sys.path_hooks if 'solaris' not in repr(h)]\n"
+        "sys.path[:] = [p for p in sys.path if not os.path.isdir(os.path.join(p or '.', 'solaris_batch'))]\n"
+        "sys.path_importer_cache.clear()\n")
+    exe = tmp / "python-without-solaris"
+    exe.write_text(f'#!/bin/sh\necho "$@" >> "{tmp}/python-without-solaris.log"\n'
+                   f'PYTHONPATH="{site}${{PYTHONPATH:+:$PYTHONPATH}}" exec "{sys.executable}" "$@"\n')
+    exe.chmod(0o755)
+    return exe

@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from solaris_batch import schemas
@@ -97,7 +98,7 @@ def load_window(spark, logs: Path, at: datetime, lookback: timedelta, quarantine
     valid, bad = read_valid(spark, logs, window)
     quarantined = bad.count()
     if quarantined and quarantine_dir is not None:
-        bad.write.mode("overwrite").parquet(str(quarantine_dir))
+        bad.write.mode("overwrite").parquet(to_hadoop(quarantine_dir))
         print(f"speculate: quarantined {quarantined} malformed log rows -> {quarantine_dir}", file=sys.stderr)
     rows = valid.cache()
     rows.createOrReplaceTempView("requests")
@@ -152,18 +153,23 @@ def channel(spark, name: str, **params):
 
 
 def sql_text(name: str) -> str:
-    """Text of the query ``name`` (e.g. ``channel_ads.sql``) of the top-level ``sql/`` folder.
+    """Text of the query ``name`` (e.g. ``channel_ads.sql``) of the top-level ``sql/`` folder."""
+    return sql_root().joinpath(name).read_text()
 
-    A wheel install reads it as the package data ``solaris_batch.sql`` (pyproject maps ``sql/``
-    there). A source checkout (an editable install, whose finder cannot import a mapped folder
-    without ``__init__.py`` under a package, or ``PYTHONPATH``) has no such package and reads the
-    ``sql/`` beside ``solaris_batch/``.
+
+def sql_root() -> Traversable:
+    """The folder of the queries.
+
+    A wheel install, and the package zip shipped to a cluster (``speculate.spark.package_zip``),
+    read it as the package data ``solaris_batch.sql`` (pyproject maps ``sql/`` there). A source
+    checkout (an editable install, whose finder cannot import a mapped folder without
+    ``__init__.py`` under a package, or ``PYTHONPATH``) has no such package and reads the ``sql/``
+    beside ``solaris_batch/``.
     """
     try:
-        root = resources.files("solaris_batch.sql")
+        return resources.files("solaris_batch.sql")
     except ModuleNotFoundError:
-        root = Path(__file__).resolve().parents[2] / "sql"
-    return root.joinpath(name).read_text()
+        return Path(__file__).resolve().parents[2] / "sql"
 
 
 def nearest_neighbours(spark, user_recent, ad_covisit, live_ads, opts: ChannelOptions):

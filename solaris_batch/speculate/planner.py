@@ -18,6 +18,7 @@ from solaris_batch.speculate.budget import Budget
 from solaris_batch.speculate.plan import PLAN_ORDER, PlanInfo
 from solaris_batch.speculate.registry import LATEST_SPECULATOR, SpeculatorChoice
 from solaris_batch.storage import staged_dir
+from solaris_batch.storage.uri import to_hadoop
 from solaris_batch.timeutil import format_duration, parse_time
 
 
@@ -95,14 +96,14 @@ def write_plan(
 
             raise EmptyWindow(f"no candidate pairs in {read}: every ad seen there has expired")
         (plan.repartition("shard").sortWithinPartitions("shard", "user_id", "ad_id")
-             .write.partitionBy("shard").parquet(str(tmp / "pairs")))
+             .write.partitionBy("shard").parquet(to_hadoop(tmp / "pairs")))
         shard_pairs = {str(r.shard): r["count"] for r in plan.groupBy("shard").count().collect()}
 
         plan.select("user_id").distinct().createOrReplaceTempView("planned_users")
         users = spark.sql(sql_text("user_sequences.sql"), args={"seq_len": seq_len}) \
             .withColumn("shard", F.pmod(F.xxhash64("user_id"), F.lit(shards)).cast("int"))
         (users.repartition("shard").sortWithinPartitions("shard", "user_id")
-              .write.partitionBy("shard").parquet(str(tmp / "users")))
+              .write.partitionBy("shard").parquet(to_hadoop(tmp / "users")))
         users.createOrReplaceTempView("plan_users")
         plan.createOrReplaceTempView("plan_pairs_v")
         ads = spark.sql(
@@ -110,7 +111,7 @@ def write_plan(
             " SELECT ad_id FROM plan_pairs_v UNION SELECT explode(seq_ad_id) AS ad_id FROM plan_users) u"
             " LEFT JOIN ads a ON a.ad_id = u.ad_id"
         )
-        ads.coalesce(1).write.parquet(str(tmp / "ads"))
+        ads.coalesce(1).write.parquet(to_hadoop(tmp / "ads"))
         info = PlanInfo(
             at=at.isoformat(), lookback=format_duration(lookback), horizon=format_duration(horizon), budget=str(budget),
             budget_pairs=budget_pairs, recent_pairs=recent, pairs=stats.pairs, users=stats.users,

@@ -20,6 +20,7 @@ from solaris_batch.speculate import registry
 from solaris_batch.speculate.channels import ChannelOptions, horizon_pairs, load_window
 from solaris_batch.speculate.features import FEATURES, candidates
 from solaris_batch.speculate.registry import SpeculatorChoice, SpeculatorKind
+from solaris_batch.storage.uri import to_hadoop
 from solaris_batch.timeutil import format_duration, parse_time, stamp, to_us
 
 HEURISTIC = "heuristic-v2"
@@ -56,7 +57,7 @@ def training_set(spark, logs: Path, ats: list[datetime], lookback, horizon, opts
                                        < int(neg_rate * 1000))
         ex = df.filter(keep).withColumn(
             "weight", F.when(F.col("label") > 0, F.col("rows").cast("double")).otherwise(1.0 / neg_rate))
-        ex.write.mode("overwrite").parquet(str(out / f"window={i}"))
+        ex.write.mode("overwrite").parquet(to_hadoop(out / f"window={i}"))
         spark.catalog.clearCache()  # the window's cached rows and channels
         print(f"train-speculator: window {i + 1}/{len(ats)} at {stamp(at)} written", file=sys.stderr)
 
@@ -68,7 +69,7 @@ def fit(spark, examples: Path, seed: int = 0, max_iter: int = 40, max_depth: int
     from pyspark.ml.evaluation import BinaryClassificationEvaluator
     from pyspark.ml.feature import VectorAssembler
 
-    df = spark.read.parquet(str(examples)).cache()
+    df = spark.read.parquet(to_hadoop(examples)).cache()
     n, pos = df.count(), df.filter("label > 0").count()
     pipe = Pipeline(stages=[
         VectorAssembler(inputCols=FEATURES, outputCol="features"),

@@ -171,6 +171,86 @@ def test_speculate_through_an_airflow_spark_connection(airflow_env, tmp_path):
     assert read_manifest(tmp_path / "snapshots", "fm", sid)["window"]["at"] == "2026-11-20T07:00:00+00:00"
 
 
+@pytest.fixture
+def spark_standalone(tmp_path):
+    """A Spark standalone master and one worker (1 core, 1 GB) on 127.0.0.1, started from the
+    installed pyspark's ``bin/spark-class``; yields the master URL once the worker is registered,
+    and always kills both."""
+    import time
+    import urllib.request
+
+    from solaris_batch.jobs import spark_home
+
+    home = spark_home("spark://")
+    env = {**os.environ, "SPARK_HOME": home, "SPARK_LOCAL_IP": "127.0.0.1"}
+    port, ui = _free_port(), _free_port()
+    log = open(tmp_path / "spark-standalone.log", "w")
+
+    def start(*args):
+        return subprocess.Popen([f"{home}/bin/spark-class", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+    procs = [start("org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+                   "--webui-port", str(ui))]
+    try:
+        _wait_for_http(f"http://127.0.0.1:{ui}/json/", 120)
+        procs.append(start("org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}", "--host", "127.0.0.1",
+                           "--cores", "1", "--memory", "1g", "--webui-port", str(_free_port()),
+                           "--work-dir", str(tmp_path / "spark-worker")))
+        deadline = time.time() + 120
+        while True:
+            with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=5) as r:
+                if [w for w in json.load(r)["workers"] if w["state"] == "ALIVE"]:
+                    break
+            assert time.time() < deadline and all(p.poll() is None for p in procs), \
+                (tmp_path / "spark-standalone.log").read_text()[-3000:]
+            time.sleep(1)
+        yield f"spark://127.0.0.1:{port}"
+    finally:
+        _stop_groups(procs)
+        log.close()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_speculate_on_a_standalone_master_through_the_connection_plans_as_local(airflow_env, spark_standalone,
+                                                                               spark, tmp_path):
+    """The precompute DAG's speculate task (``airflow tasks test``), a SparkSubmitOperator on a
+    connection to a standalone master with one worker, writes under ``SOLARIS_WORK`` the plan a
+    local in-process run writes. Its driver and executor Pythons cannot see this machine's
+    ``solaris_batch`` (``python_without_solaris``): the package and the SQL come from the zip the
+    submit spec ships (``spark.submit.pyFiles``)."""
+    from solaris_batch.config import DEFAULT_BUDGET, DEFAULT_HORIZON, Settings
+    from solaris_batch.speculate.plan import read_plan_info, read_table
+    from solaris_batch.tasks import interval_speculate_job
+    from tests.conftest import python_without_solaris
+
+    data, base_env = airflow_env
+    env = {**base_env, "SOLARIS_SPARK_CONN_ID": "solaris_spark",
+           "AIRFLOW_CONN_SOLARIS_SPARK": json.dumps({"conn_type": "spark", "host": spark_standalone}),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PYSPARK_PYTHON": str(python_without_solaris(tmp_path)), "SOLARIS_WORK": str(tmp_path / "work"),
+           "SOLARIS_SPECULATOR": str(tmp_path / "no-speculator")}
+    env.pop("PYSPARK_DRIVER_PYTHON", None)
+    r = subprocess.run([AIRFLOW, "tasks", "test", "solaris_precompute", "speculate", "2026-11-20T07:00:00+00:00",
+                        "-t", json.dumps({"lookback": "4h"})], env=env, capture_output=True, text=True)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    assert f"--master {spark_standalone}" in out and "spark.submit.pyFiles=" in out, out[-4000:]
+    ran = (tmp_path / "python-without-solaris.log").read_text()
+    assert "spark_jobs/speculate.py" in ran and "pyspark.daemon" in ran  # the driver and the executors
+    (plan,) = (tmp_path / "work" / "plans").iterdir()
+    info = read_plan_info(plan)
+    st = Settings(data=data, work=tmp_path / "local", speculator=tmp_path / "no-speculator")
+    job = interval_speculate_job(st, info.at, "4h", DEFAULT_HORIZON, DEFAULT_BUDGET, 2)  # the DAG's defaults
+    with pytest.warns(UserWarning, match="no trained speculator"):
+        local = job.resolve(st).run(spark)
+    assert plan == Settings(data=data, work=tmp_path / "work").interval_paths(info.at).plan
+    assert info.pairs > 0 and info.fingerprint == local.fingerprint
+    for table in ("pairs", "users"):
+        assert read_table(plan, table).equals(read_table(job.out, table)), table
+
+
 def _free_port() -> int:
     import socket
 
@@ -182,7 +262,6 @@ def _free_port() -> int:
 def _scheduler_backfill(env: dict, tmp_path: Path, max_active_runs: int) -> list[dict]:
     """Create `airflow backfill create` runs of solaris_precompute for 04:00..06:00, run them with a
     real scheduler, DAG processor and API server, and return the finished runs."""
-    import signal
     import time
 
     port = _free_port()
@@ -220,17 +299,26 @@ def _scheduler_backfill(env: dict, tmp_path: Path, max_active_runs: int) -> list
             time.sleep(5)
         assert sorted(x["state"] for x in runs) == ["success"] * 3, (runs, (tmp_path / "services.log").read_text()[-3000:])
     finally:
-        for p in procs:
-            os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-            # workers that left the process group (the API server's) still belong to the session
+        _stop_groups(procs)
+        for p in procs:  # workers that left the process group (the API server's) still belong to the session
             subprocess.run(["pkill", "-KILL", "-s", str(p.pid)], capture_output=True)
         logs.close()
     return runs
+
+
+def _stop_groups(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM the process group of each of ``procs`` (started with ``start_new_session``), then
+    SIGKILL any still running after 30 s."""
+    import signal
+
+    for p in procs:
+        os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
 
 
 def _wait_for_http(url: str, seconds: float) -> None:

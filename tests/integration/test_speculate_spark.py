@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -15,7 +16,7 @@ from solaris_batch.speculate.budget import Budget
 from solaris_batch.speculate.plan import PLAN_ORDER, read_pairs, read_table
 from solaris_batch.speculate.planner import write_plan
 from solaris_batch.timeutil import Window
-from tests.conftest import T0, log_table, write_hours
+from tests.conftest import T0, log_table, python_without_solaris, write_hours
 
 pytestmark = pytest.mark.integration
 AT = T0 + timedelta(hours=3)
@@ -134,3 +135,31 @@ def test_spark_and_numpy_agree_on_the_plan_order(spark):
     u, a, s = (np.array(c) for c in zip(*rows, strict=True))
     assert got == [rows[i][:2] for i in PLAN_ORDER.argsort(score=s, user_id=u, ad_id=a)]
     assert got[:3] == [(1, 11), (1, 12), (1, 10)]
+
+
+@pytest.mark.slow
+def test_local_cluster_executors_write_the_same_plan_with_the_package_from_the_shipped_zip(
+        spark, tmp_path, monkeypatch):
+    """spark-submit on ``local-cluster[2,1,1024]`` (two executor JVMs, each with its own Python
+    workers) writes the plan ``local[*]`` writes: same fingerprint, same rows. The executors' Python
+    cannot import ``solaris_batch`` from this machine (``python_without_solaris``), so the
+    nearest-neighbour channel's Arrow UDF, which imports ``solaris_batch.speculate.embed``, runs
+    only because the launcher shipped the package zip (``spark.submit.pyFiles``)."""
+    from solaris_batch.config import Settings
+    from solaris_batch.jobs import SpeculateJob, launch
+    from solaris_batch.logs.simulator import SimConfig, simulate
+
+    simulate(SimConfig(start=T0, hours=3, users=200, ads=80, seed=5), tmp_path / "logs", progress=False)
+    job = SpeculateJob(logs=tmp_path / "logs", at=T0 + 3 * H, lookback="3h", budget="800", out=tmp_path / "local",
+                       shards=2, speculator="heuristic")
+    local = job.resolve(Settings(data=tmp_path)).run(spark)
+    monkeypatch.setenv("PYSPARK_PYTHON", str(python_without_solaris(tmp_path)))
+    cluster = launch(Settings(data=tmp_path, spark_master="local-cluster[2,1,1024]", spark_shuffle_partitions=2,
+                              spark_driver_memory="1g"), replace(job, out=tmp_path / "cluster"), submit=True)
+    assert "pyspark.daemon" in (tmp_path / "python-without-solaris.log").read_text()  # the executors ran it
+    assert local.pairs > 100 and cluster.fingerprint == local.fingerprint
+    assert (cluster.pairs, cluster.users, cluster.shard_pairs) == (local.pairs, local.users, local.shard_pairs)
+    for table in ("pairs", "users"):  # files sorted by shard, then user (and ad)
+        assert read_table(tmp_path / "cluster", table).equals(read_table(tmp_path / "local", table)), table
+    assert read_table(tmp_path / "cluster", "ads").sort_by("ad_id").equals(read_table(tmp_path / "local", "ads")
+                                                                          .sort_by("ad_id"))

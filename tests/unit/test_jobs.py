@@ -73,7 +73,8 @@ def test_speculate_argv_keeps_the_flags_of_the_entry_point(settings):
     argv = SpeculateJob(at=T, out="plan", speculator="heuristic").resolve(settings).to_argv()
     flags = dict(zip(argv[::2], argv[1::2], strict=True))
     assert flags == {"--logs": str(settings.logs_root), "--at": "2026-11-21T23:00:00+00:00", "--lookback": "1d",
-                     "--horizon": "1h", "--budget": "2x", "--out": "plan", "--shards": "3", "--seq-len": "128",
+                     "--horizon": "1h", "--budget": "2x", "--out": str(Path("plan").absolute()), "--shards": "3",
+                     "--seq-len": "128",
                      "--model": "heuristic", "--registry": str(settings.speculator_path)}
 
 
@@ -92,6 +93,23 @@ def test_submit_command_and_spec_run_the_entry_point_script(settings):
     spec = submit_spec(settings, job, "yarn", driver_here=False)
     assert spec["application"] == script and spec["application_args"] == job.resolve(settings).to_argv()
     assert "spark.pyspark.python" not in spec["conf"] and "spark.driver.extraJavaOptions" not in spec["conf"]
+
+
+def test_separate_executors_get_the_package_zip_and_local_ones_do_not(settings):
+    from solaris_batch.speculate.spark import package_zip
+
+    job = SpeculateJob(at=T, out="plan")
+    for master in ("local-cluster[2,1,1024]", "spark://127.0.0.1:7077", "yarn"):
+        assert submit_spec(settings, job, master)["conf"]["spark.submit.pyFiles"] == str(package_zip())
+    assert "spark.submit.pyFiles" not in submit_spec(settings, job, "local[2]")["conf"]
+    assert not [a for a in submit_command(settings, job) if "pyFiles" in a]
+
+
+def test_resolved_paths_are_absolute_for_a_driver_elsewhere(settings, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    job = SpeculateJob(at=T, out="plan", logs="logs", registry="reg").resolve(settings)
+    assert (job.out, job.logs, job.registry) == (tmp_path / "plan", tmp_path / "logs", tmp_path / "reg")
+    assert SpeculateJob(at=T, out="p", logs="s3://b/logs").resolve(settings).logs == "s3://b/logs"
 
 
 def test_every_job_has_its_entry_point_script():
