@@ -88,12 +88,16 @@ def _snapshots(data):
 @pytest.mark.integration
 @pytest.mark.slow
 def test_consecutive_hours_idempotent_rerun_and_monitor(airflow_env, spark, tmp_path):
-    """Real Airflow (SQLite, `airflow dags test`): with a registered speculator, two consecutive
-    hours publish two snapshots with CURRENT on the later, planned by that speculator; re-running
-    the first is idempotent; the monitor records the realized hit rate, equal to an independent
-    replay through EmbeddingStore and to `solaris backtest` of the same plan. (The speculator is
-    trained in this process: the solaris_train DAG has its own test, and a DAG run here would only
-    add a JVM start to CI. A below-threshold monitor is `test_monitor_fails_at_once_...`.)"""
+    """Real Airflow (SQLite, `airflow dags test`): a fresh deployment's first hours, with the
+    default 24h lookback reaching before the log's start (speculate reads from the log's start,
+    says so in the task log, and the plan and manifest record it) and a registered speculator: two
+    consecutive hours publish two snapshots with CURRENT on the later, planned by that speculator;
+    re-running the first is idempotent; the monitor records the realized hit rate, equal to an
+    independent replay through EmbeddingStore and to `solaris backtest` of the same plan. (The
+    speculator is trained in this process: the solaris_train DAG has its own test, and a DAG run
+    here would only add a JVM start to CI. A below-threshold monitor is
+    `test_monitor_fails_at_once_...`.)"""
+    from solaris_batch.config import Settings
     from solaris_batch.pipeline import replay
     from solaris_batch.snapshots.publish import read_current, read_manifest
     from solaris_batch.speculate import registry, scoring
@@ -101,17 +105,24 @@ def test_consecutive_hours_idempotent_rerun_and_monitor(airflow_env, spark, tmp_
 
     data, env = airflow_env
     scoring.train(spark, data / "logs", parse_time("2026-11-20T05:00"), data / "models" / "speculator",
-                  parse_duration("4h"), parse_duration("1h"), windows=1)
+                  parse_duration("1d"), parse_duration("1h"), windows=1)
     version = registry.latest(data / "models" / "speculator").name
-    assert version.startswith("20261120T0500Z-w1-4h")
-    conf = {"lookback": "4h"}
+    assert version.startswith("20261120T0500Z-w1-1d")
     for hour in ("05", "06"):
-        r = dags_test(env, "solaris_precompute", f"2026-11-20T{hour}:00:00+00:00", conf)
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        r = dags_test(env, "solaris_precompute", f"2026-11-20T{hour}:00:00+00:00")  # the DAG's default lookback
+        out = r.stdout + r.stderr
+        assert r.returncode == 0, out[-6000:]
+        assert (f"lookback [2026-11-19T{hour}:00Z, 2026-11-20T{hour}:00Z) starts before the request log does:"
+                f" reading [2026-11-20T00:00Z, 2026-11-20T{hour}:00Z)") in out
+        assert [n for n in JVM_NOISE if n in out] == []
     snaps = _snapshots(data)
     assert [s[:14] for s in snaps] == ["20261120T0500Z", "20261120T0600Z"]
     assert read_current(data / "snapshots", "fm") == snaps[1]
-    r = dags_test(env, "solaris_precompute", "2026-11-20T05:00:00+00:00", conf)  # clear + rerun hour 1
+    plan = json.loads((Settings(data=data).interval_paths(parse_time("2026-11-20T05:00")).plan / "_plan.json")
+                      .read_text())
+    assert plan["lookback"] == "1d" and plan["lookback_start"] == "2026-11-20T00:00:00+00:00"
+    assert read_manifest(data / "snapshots", "fm", snaps[0])["window"]["lookback_start"] == plan["lookback_start"]
+    r = dags_test(env, "solaris_precompute", "2026-11-20T05:00:00+00:00")  # clear + rerun hour 1
     assert r.returncode == 0, r.stdout[-3000:]
     assert _snapshots(data) == snaps and read_current(data / "snapshots", "fm") == snaps[1]
 
@@ -129,7 +140,7 @@ def test_consecutive_hours_idempotent_rerun_and_monitor(airflow_env, spark, tmp_
     from solaris_batch.speculate.budget import Budget
     from solaris_batch.speculate.registry import SpeculatorChoice
 
-    rep = backtest.run(spark, data / "logs", [parse_time("2026-11-20T06:00")], parse_duration("4h"), parse_duration("1h"),
+    rep = backtest.run(spark, data / "logs", [parse_time("2026-11-20T06:00")], parse_duration("1d"), parse_duration("1h"),
                        [Budget.parse("2x")], tmp_path / "bt", strategies=["learned"],
                        speculator=SpeculatorChoice.parse("latest"), registry_root=data / "models" / "speculator")
     assert rep["results"][0]["request_hit_rate"] == pytest.approx(row["request_hit_rate"], abs=1e-12)
@@ -470,27 +481,6 @@ def test_monitor_fails_at_once_below_threshold_and_retries_a_transient_error(air
 
 JVM_NOISE = ("WARN NativeCodeLoader", "Using incubator modules", "netlib-blas", "log4j profile",
              "resolves to a loopback address", "Setting default log level")
-
-
-@pytest.mark.integration
-@pytest.mark.slow
-def test_first_interval_with_a_lookback_before_the_log_start_succeeds(airflow_env, tmp_path):
-    """A fresh deployment's first hour ([01:00, 02:00); the log begins at 00:00) with the default 24h
-    lookback: speculate reads from the log's start, says so in the task log and records it."""
-    from solaris_batch.snapshots.publish import read_current, read_manifest
-
-    data, base_env = airflow_env
-    env = {**base_env, "SOLARIS_SNAPSHOTS": str(tmp_path / "snapshots"), "SOLARIS_WORK": str(tmp_path / "work")}
-    r = dags_test(env, "solaris_precompute", "2026-11-20T02:00:00+00:00")
-    out = r.stdout + r.stderr
-    assert r.returncode == 0, out[-4000:]
-    assert ("lookback [2026-11-19T02:00Z, 2026-11-20T02:00Z) starts before the request log does:"
-            " reading [2026-11-20T00:00Z, 2026-11-20T02:00Z)") in out
-    plan = json.loads((tmp_path / "work" / "plans" / "20261120T0200Z" / "_plan.json").read_text())
-    assert plan["lookback"] == "1d" and plan["lookback_start"] == "2026-11-20T00:00:00+00:00"
-    sid = read_current(tmp_path / "snapshots", "fm")
-    assert read_manifest(tmp_path / "snapshots", "fm", sid)["window"]["lookback_start"] == plan["lookback_start"]
-    assert [n for n in JVM_NOISE if n in out] == []
 
 
 @pytest.mark.integration
