@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -164,9 +165,6 @@ def spark_standalone(tmp_path):
     """A Spark standalone master and one worker (1 core, 1 GB) on 127.0.0.1, started from the
     installed pyspark's ``bin/spark-class``; yields the master URL once the worker is registered,
     and always kills both."""
-    import time
-    import urllib.request
-
     from solaris_batch.jobs import spark_home
 
     home = spark_home("spark://")
@@ -185,14 +183,11 @@ def spark_standalone(tmp_path):
         procs.append(start("org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}", "--host", "127.0.0.1",
                            "--cores", "1", "--memory", "1g", "--webui-port", str(_free_port()),
                            "--work-dir", str(tmp_path / "spark-worker")))
-        deadline = time.time() + 120
-        while True:
-            with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=5) as r:
-                if [w for w in json.load(r)["workers"] if w["state"] == "ALIVE"]:
-                    break
-            assert time.time() < deadline and all(p.poll() is None for p in procs), \
-                (tmp_path / "spark-standalone.log").read_text()[-3000:]
-            time.sleep(1)
+        try:  # until the master lists the worker as ALIVE
+            _wait_for_http(f"http://127.0.0.1:{ui}/json/", 120,
+                           ready=lambda body: any(w["state"] == "ALIVE" for w in json.loads(body)["workers"]))
+        except OSError:
+            pytest.fail((tmp_path / "spark-standalone.log").read_text()[-3000:])
         yield f"spark://127.0.0.1:{port}"
     finally:
         _stop_groups(procs)
@@ -309,19 +304,24 @@ def _stop_groups(procs: list[subprocess.Popen]) -> None:
             p.wait()
 
 
-def _wait_for_http(url: str, seconds: float) -> None:
+def _wait_for_http(url: str, seconds: float, ready: Callable[[bytes], bool] | None = None) -> None:
+    """Poll ``url`` every second until it answers (and ``ready(body)`` holds, when given); after
+    ``seconds``, raise the last connection error or a TimeoutError."""
     import time
     import urllib.request
 
     deadline = time.time() + seconds
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            if time.time() > deadline:
-                raise
-            time.sleep(1)
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if ready is None or ready(r.read()):
+                    return
+            error: OSError = TimeoutError(f"{url} not ready after {seconds} s")
+        except OSError as e:
+            error = e
+        if time.time() > deadline:
+            raise error
+        time.sleep(1)
 
 
 def _three_snapshots_current_on_the_latest(root: Path) -> None:
