@@ -112,18 +112,18 @@ def cmd_evaluate(a):
                        online_requests=a.online_requests, vm_training=VMTraining(epochs=a.vm_epochs, seed=a.seed))
     fm = _need(a.fm_model, "FM checkpoint", "train one with 'solaris train-fm' or omit --model") if a.fm_model else None
     r = evaluate(st, st.logs_root, a.at, a.out, model=fm, opts=opts)
-    print(f"{'variant':<14} {'AUC':>7} {'NE':>7}")
+    print(f"{'variant':<22} {'AUC':>7} {'NE':>7}")
     for v, m in r.variants.items():
-        print(f"{v:<14} {m.auc:>7.4f} {m.ne:>7.4f}")
+        print(f"{v:<22} {m.auc or float('nan'):>7.4f} {m.ne or float('nan'):>7.4f}")
     print(f"{'budget':>6} {'hit_rate':>9} {'AUC':>7} {'recovered':>10} {'pairs/hit':>10}")
     for b in r.budgets:
         rg = "n/a" if b.quality.recovered_gain is None else f"{b.quality.recovered_gain:.1%}"
-        print(f"{b.budget:>6} {b.cost.hit_rate:>9.4f} {b.quality.vm_solaris.auc:>7.4f} {rg:>10}"
+        print(f"{b.budget:>6} {b.cost.hit_rate:>9.4f} {b.quality.vm_solaris.auc or float('nan'):>7.4f} {rg:>10}"
               f" {b.cost.fm_pairs_per_hit or float('nan'):>10.2f}")
-    c = r.cost
-    print(f"evaluate: online FM {c.online_device_s_per_1k_requests:.3f} vs precompute"
-          f" {c.batch_device_s_per_1k_requests:.4f} {c.device}-seconds per 1k requests;"
-          f" {r.seconds:.0f}s -> {a.out}/report.json, report.md, plots")
+    best = r.best
+    cis = ", ".join(f"vs {k} [{v[0]:+.4f}, {v[1]:+.4f}]" for k, v in best.auc_diff_ci95.items() if v)
+    print(f"evaluate: best SOLARIS-fed variant {best.variant} (AUC difference 95% intervals {cis});"
+          f" {len(r.runs)} horizon(s) pooled, {r.seconds:.0f}s -> {a.out}/report.json, report.md, plots")
 
 
 def cmd_ingest(a):
@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("evaluate", cmd_evaluate,
              "knowledge transfer: VM alone / + SOLARIS / + FM everywhere / distilled, with hit rate and cost")
     sp.add_argument("--logs", help="request-log root (default SOLARIS_LOGS)")
-    sp.add_argument("--at", required=True, help="test horizon start T, ISO time UTC")
+    sp.add_argument("--at", required=True, help="test horizon start T, or T1,T2,... to pool several (ISO UTC)")
     sp.add_argument("--horizon", default="1h", help="test horizon and serving-window length")
     sp.add_argument("--budget", default="2x", help="headline budget (count or Nx)")
     sp.add_argument("--budgets", default="0.5x,1x,2x,4x", help="budget sweep for recovered gain vs hit rate")

@@ -66,6 +66,8 @@ class BudgetCost:
         wasted_share: ``wasted_pairs / budget_pairs``.
         batch_device_s_per_1k_requests: device-seconds to precompute the pairs at the measured batch
             throughput, per 1000 requests of the horizon (timing: varies run to run).
+        hits: the horizon's rows it served; rows: the horizon's scored rows; requests: its requests;
+        device_s: the precompute device-seconds (what pooling several horizons sums).
     """
 
     budget: str
@@ -75,6 +77,45 @@ class BudgetCost:
     wasted_pairs: int
     wasted_share: float
     batch_device_s_per_1k_requests: float
+    hits: int
+    rows: int
+    requests: int
+    device_s: float
+
+    @classmethod
+    def of(cls, budget: str, pairs: int, hits: int, wasted: int, rows: int, requests: int,
+           device_s: float) -> BudgetCost:
+        """The entry from its counts (ratios rounded as reported)."""
+        return cls(budget, pairs, round(hits / max(rows, 1), 6), round(pairs / hits, 4) if hits else None, wasted,
+                   round(wasted / max(pairs, 1), 6), round(device_s / max(requests, 1) * 1000, 6), hits, rows,
+                   requests, device_s)
+
+
+def pool_costs(runs: list[list[BudgetCost]]) -> list[BudgetCost]:
+    """Several horizons' sweeps (same budgets, same order) as one: counts summed, then ratios."""
+    return [BudgetCost.of(b[0].budget, *(sum(getattr(c, f) for c in b)
+                                         for f in ("budget_pairs", "hits", "wasted_pairs", "rows", "requests",
+                                                   "device_s")))
+            for b in zip(*runs, strict=True)]
+
+
+def auc_gain_per_million_pairs(auc: float | None, base: float | None, pairs: int) -> float | None:
+    """AUC points gained over ``base`` per million FM pairs computed (None when undefined)."""
+    if auc is None or base is None or pairs <= 0:
+        return None
+    return round((auc - base) / (pairs / 1e6), 6)
+
+
+def knee(pairs: list[int], aucs: list[float | None], base: float | None) -> int | None:
+    """Index of the first budget whose marginal AUC gain per FM pair (over the previous budget, the
+    first over ``base`` at 0 pairs) is at most half the first budget's; None if it never halves or
+    the first budget gains nothing. ``pairs`` ascending, ``aucs`` their AUCs."""
+    if base is None or not pairs or any(a is None for a in aucs):
+        return None
+    marginal = [(a - a0) / max(p - p0, 1) for a, a0, p, p0 in zip(aucs, [base, *aucs], pairs, [0, *pairs], strict=False)]
+    if marginal[0] <= 0:
+        return None
+    return next((i for i, m in enumerate(marginal) if i and m <= marginal[0] / 2), None)
 
 
 def budget_costs(rank: np.ndarray, budget_pairs: dict[str, int], n_requests: int,
@@ -86,10 +127,7 @@ def budget_costs(rank: np.ndarray, budget_pairs: dict[str, int], n_requests: int
     for b, n in budget_pairs.items():
         hits = int(((rank >= 0) & (rank < n)).sum())
         used = int((distinct_ranks < n).sum())  # planned pairs that some request asked for
-        batch_s = n / batch_pairs_per_s
-        out.append(BudgetCost(b, n, round(hits / max(len(rank), 1), 6), round(n / hits, 4) if hits else None,
-                              n - used, round((n - used) / max(n, 1), 6),
-                              round(batch_s / n_requests * 1000, 6)))
+        out.append(BudgetCost.of(b, n, hits, n - used, len(rank), n_requests, n / batch_pairs_per_s))
     return out
 
 

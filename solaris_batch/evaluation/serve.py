@@ -23,15 +23,32 @@ from solaris_batch.errors import ConfigError, InputNotFound
 from solaris_batch.evaluation import log
 from solaris_batch.evaluation.options import EvalOptions
 from solaris_batch.evaluation.split import EvalSplit, Rows, SpanData
-from solaris_batch.evaluation.vm import VMConfig, vm_features
+from solaris_batch.evaluation.vm import FMInput, VMConfig, vm_features
 from solaris_batch.model.checkpoint import LoadedModel
+from solaris_batch.serving.store import find_users, user_means
 from solaris_batch.speculate.budget import Budget
 from solaris_batch.speculate.metrics import pair_keys
 from solaris_batch.speculate.plan import PLAN_ORDER
-from solaris_batch.timeutil import Window, parse_time, stamp
+from solaris_batch.timeutil import Window, parse_time, stamp, to_us
 
-FRESH = "fresh"
-"""FM source of a VM fed the fresh FM embedding of every row (the ceiling), as opposed to a budget's snapshot."""
+
+@dataclass(frozen=True)
+class FMSource:
+    """Where a VM's FM input comes from.
+
+    Attributes:
+        budget: the budget whose snapshot feeds it; None for the fresh FM on every row (the ceiling).
+        miss: what a snapshot miss reads: ``default`` (the VM's learned default vector) or
+            ``user_mean`` (the store's fallback: the mean of the user's embeddings in the snapshot,
+            the learned default for users it does not hold).
+    """
+
+    budget: str | None
+    miss: str = "default"
+
+
+FRESH = FMSource(None)
+"""The fresh FM's embedding and logit for every row (the ceiling), as opposed to a budget's snapshot."""
 
 
 def load_fm(settings: Settings, logs: Path, split: EvalSplit, model: Path | None, out: Path,
@@ -100,11 +117,17 @@ def pair_ranks(pu: np.ndarray, pa_: np.ndarray, score: np.ndarray, users: np.nda
     unplanned. A budget of N pairs keeps exactly the pairs of rank < N."""
     rank = np.empty(len(pu), dtype=np.int64)
     rank[PLAN_ORDER.argsort(score=score, user_id=pu, ad_id=pa_)] = np.arange(len(pu))
+    pos = find_pairs(pu, pa_, users, ads)
+    return np.where(pos >= 0, rank[pos.clip(0)] if len(pu) else -1, -1)
+
+
+def find_pairs(pu: np.ndarray, pa_: np.ndarray, users: np.ndarray, ads: np.ndarray) -> np.ndarray:
+    """Index of each query (user, ad) among the distinct pairs ``(pu, pa_)``; -1 where absent."""
     pk, qk = pair_keys(pu, pa_, (users, ads))
     o = np.argsort(pk)
     pos = np.searchsorted(pk[o], qk).clip(0, max(len(pk) - 1, 0))
     found = (pk[o][pos] == qk) if len(pk) else np.zeros(len(qk), bool)
-    return np.where(found, rank[o][pos] if len(pk) else -1, -1)
+    return np.where(found, o[pos] if len(pk) else -1, -1)
 
 
 @dataclass(frozen=True)
@@ -134,7 +157,12 @@ class Served:
 
     Attributes:
         rank: (rows,) int64, each row's rank in its window's plan; -1 if unplanned.
+        at_us: (rows,) int64, the start (UTC microseconds) of the window whose snapshot served the row.
         emb: (impressions, dim) float32, each impression's snapshot embedding; zeros on a miss.
+        logit: (impressions,) float32, the FM's logit the snapshot stores for the pair; 0 on a miss.
+        user_mean: (impressions, dim) float32, the ``user_mean`` fallback of the headline budget's
+            snapshot: the mean embedding of the user's pairs it keeps; zeros for a user it lacks.
+        user_known: (impressions,) bool, whether that snapshot holds any pair of the user.
         budget_pairs: budget -> (rows,) int64, the pairs that budget keeps in the row's window's plan.
         windows: one record per serving window.
         batch_pairs_per_s: median FM pairs per second over the windows' inference runs.
@@ -142,7 +170,11 @@ class Served:
     """
 
     rank: np.ndarray
+    at_us: np.ndarray
     emb: np.ndarray
+    logit: np.ndarray
+    user_mean: np.ndarray
+    user_known: np.ndarray
     budget_pairs: dict[str, np.ndarray]
     windows: tuple[ServedWindow, ...]
     batch_pairs_per_s: float
@@ -152,7 +184,8 @@ class Served:
 def serve_windows(settings: Settings, logs: Path, rows: Rows, windows: list[Window], fm: Path, spec: Path | str,
                   budgets: list[str], out: Path, opts: EvalOptions) -> Served:
     """For each window: speculate at its start (at the largest of ``budgets``, sorted ascending),
-    infer, publish under ``out/snapshots``, and look its rows up in the snapshot."""
+    infer, publish under ``out/snapshots``, and look its rows up in the snapshot. The logits and the
+    headline budget's (``opts.budget``) user means come from the embedding shards published."""
     from solaris_batch.inference.runner import infer_plan, resolve_device
     from solaris_batch.jobs import SpeculateJob, launch
     from solaris_batch.serving import EmbeddingStore
@@ -163,8 +196,10 @@ def serve_windows(settings: Settings, logs: Path, rows: Rows, windows: list[Wind
     imp = rows.impressed
     imp_pos = np.full(len(rows), -1, dtype=np.int64)
     imp_pos[imp] = np.arange(int(imp.sum()))
-    rank = np.full(len(rows), -1, np.int64)
-    emb = None  # allocated once the first snapshot gives the dim
+    rank, at_us = np.full(len(rows), -1, np.int64), np.zeros(len(rows), np.int64)
+    n_imp = int(imp.sum())
+    logit, known = np.zeros(n_imp, np.float32), np.zeros(n_imp, bool)
+    emb = mean = None  # allocated once the first snapshot gives the dim
     budget_pairs = {b: np.zeros(len(rows), np.int64) for b in budgets}
     records = []
     rates = []  # FM pairs/s of each window's shard (median reported: one window is a short sample)
@@ -179,15 +214,23 @@ def serve_windows(settings: Settings, logs: Path, rows: Rows, windows: list[Wind
         store = EmbeddingStore.open(root, settings.model_name, snapshot_id=pub.snapshot_id, fallback="none",
                                     dtype="float32")
         sel = np.flatnonzero(rows.within(w.start, w.end))
-        rank[sel] = plan_ranks(plan, rows.user_id[sel], rows.ad_id[sel])
+        rank[sel], at_us[sel] = plan_ranks(plan, rows.user_id[sel], rows.ad_id[sel]), to_us(w.start)
         isel = sel[imp[sel]]
-        look = store.lookup(rows.user_id[isel], rows.ad_id[isel])
+        iu, ia, ipos = rows.user_id[isel], rows.ad_id[isel], imp_pos[isel]
+        look = store.lookup(iu, ia)
         if not np.array_equal(look.hit, rank[isel] >= 0):
             raise RuntimeError(f"snapshot {pub.snapshot_id} and plan {plan} disagree on which pairs exist")
         if emb is None:
-            emb = np.zeros((int(imp.sum()), store.dim), np.float32)
-        emb[imp_pos[isel]] = np.nan_to_num(look.embeddings)
+            emb, mean = np.zeros((n_imp, store.dim), np.float32), np.zeros((n_imp, store.dim), np.float32)
+        emb[ipos] = np.nan_to_num(look.embeddings)
         sizes = {b: min(Budget.parse(b).resolve(info.recent_pairs), info.pairs) for b in budgets}
+        su, sa, semb, slogit = read_snapshot_rows(emb_dir, store.dim)
+        pos = find_pairs(su, sa, iu, ia)
+        logit[ipos] = np.where(pos >= 0, slogit[pos.clip(0)] if len(su) else 0, 0)
+        keep = plan_ranks(plan, su, sa) < sizes[opts.budget]  # the headline budget's snapshot
+        ids, means = user_means(su[keep], semb[keep])
+        k, upos = find_users(ids, iu)
+        known[ipos], mean[ipos[k]] = k, means[upos[k]]
         for b, n in sizes.items():
             budget_pairs[b][sel] = n
         rates.append(res.pairs / max(res.seconds, 1e-9))
@@ -196,7 +239,20 @@ def serve_windows(settings: Settings, logs: Path, rows: Rows, windows: list[Wind
         log(f"window {i + 1}/{len(windows)} {a:%Y-%m-%dT%H:%MZ}: {info.pairs:,} pairs planned by {info.speculator},"
             f" snapshot {pub.snapshot_id}, {np.mean(rank[sel] >= 0):.1%} of its rows hit"
             f" ({time.perf_counter() - t0:.0f}s)")
-    return Served(rank, emb, budget_pairs, tuple(records), float(np.median(rates)), device)
+    return Served(rank, at_us, emb, logit, mean, known, budget_pairs, tuple(records), float(np.median(rates)),
+                  device)
+
+
+def read_snapshot_rows(emb_dir: Path, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(user_id, ad_id, embedding (n, dim) float32, logit)`` of every embedding shard in ``emb_dir``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from solaris_batch.snapshots.shards import decode_embeddings, list_shards
+
+    t = pa.concat_tables([pq.read_table(f) for f in list_shards(emb_dir)])
+    return (t.column("user_id").to_numpy(), t.column("ad_id").to_numpy(),
+            decode_embeddings(t.column("embedding"), dim).astype(np.float32), t.column("logit").to_numpy())
 
 
 @dataclass(frozen=True)
@@ -207,31 +263,52 @@ class VMInputs:
         x: ``vm_features`` of the impressions (int64 arrays).
         clicked: (n,) bool labels.
         snapshot_emb: (n, dim) float32 snapshot embeddings as served; zeros on a miss.
+        snapshot_logit: (n,) float32 the FM logits the snapshot stores for the pairs; 0 on a miss.
+        age_h: (n,) float32 hours from the serving snapshot's T to the impression (its age at lookup).
         hit: budget -> (n,) bool, whether that budget's snapshot held the impression's pair.
         fresh_emb: (n, dim) float32 fresh FM embeddings (history up to the request), rounded through
             float16 as snapshots store them.
         fresh_logit: (n,) float32 the fresh FM's click logits.
+        user_mean: (n, dim) float32 the headline budget's ``user_mean`` fallback; zeros where unknown.
+        user_known: (n,) bool, whether the headline budget's snapshot holds a pair of the user.
     """
 
     x: dict[str, np.ndarray]
     clicked: np.ndarray
     snapshot_emb: np.ndarray
+    snapshot_logit: np.ndarray
+    age_h: np.ndarray
     hit: dict[str, np.ndarray]
     fresh_emb: np.ndarray
     fresh_logit: np.ndarray
+    user_mean: np.ndarray
+    user_known: np.ndarray
 
     def features(self, sel: np.ndarray) -> dict[str, np.ndarray]:
         """The ID features of the rows ``sel``."""
         return {k: v[sel] for k, v in self.x.items()}
 
-    def fm_input(self, source: str | None, sel: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """(FM embedding, hit) of the rows ``sel`` (a boolean mask) for a VM fed by ``source``: None
-        (no FM input), ``FRESH`` (the fresh FM, every row a hit) or a budget (its snapshot as served)."""
+    def fm_input(self, source: FMSource | None, sel: np.ndarray) -> FMInput | None:
+        """What a VM fed by ``source`` reads for the rows ``sel`` (a boolean mask); None: no FM input.
+
+        ``FRESH``: the fresh embedding on every row, side columns (fresh logit, age 0). A budget: the
+        snapshot's embedding on a hit, side columns (its logit, its age), both 0 on a miss; with
+        ``miss="user_mean"`` a miss of a user the snapshot holds reads the user's mean embedding
+        instead of the learned default, and a third side column flags it.
+        """
         if source is None:
-            return None, None
+            return None
         if source == FRESH:
-            return self.fresh_emb[sel], np.ones(int(sel.sum()), bool)
-        return self.snapshot_emb[sel], self.hit[source][sel]
+            n = int(sel.sum())
+            return FMInput(self.fresh_emb[sel], np.ones(n, bool),
+                           np.column_stack([self.fresh_logit[sel], np.zeros(n, np.float32)]))
+        hit = self.hit[source.budget][sel]
+        side = [np.where(hit, self.snapshot_logit[sel], 0), np.where(hit, self.age_h[sel], 0)]
+        if source.miss == "default":
+            return FMInput(self.snapshot_emb[sel], hit, np.column_stack(side).astype(np.float32))
+        filled = ~hit & self.user_known[sel]
+        emb = np.where(filled[:, None], self.user_mean[sel], self.snapshot_emb[sel])
+        return FMInput(emb, hit | filled, np.column_stack([*side, filled]).astype(np.float32))
 
 
 def surface_codes(surface: np.ndarray, train: np.ndarray) -> np.ndarray:
@@ -259,4 +336,6 @@ def vm_inputs(data: SpanData, served: Served, lm: LoadedModel, train: np.ndarray
                     VMConfig())
     irank = served.rank[imp]
     hit = {b: (irank >= 0) & (irank < served.budget_pairs[b][imp]) for b in budgets}
-    return VMInputs(x, ir.clicked, served.emb, hit, fresh_emb, fresh_logit)
+    age_h = ((ir.ts_us - served.at_us[imp]) / 3_600_000_000).astype(np.float32)
+    return VMInputs(x, ir.clicked, served.emb, served.logit, age_h, hit, fresh_emb, fresh_logit, served.user_mean,
+                    served.user_known)

@@ -3,8 +3,9 @@
 A cheap click model over ID and context features that could run on every request: hashed user
 and ad ids, the ad's category, the surface and the hour of day, each embedded, concatenated and
 passed through a two-layer MLP. Optionally it also reads an FM embedding: the row's embedding when
-``hit`` is true, a *learned default* vector otherwise, plus the miss flag, which is exactly what a
-ranker sees when it looks pairs up in a SOLARIS snapshot.
+``hit`` is true, a *learned default* vector otherwise, plus the miss flag and a few scalar ``side``
+inputs (the FM's own logit for the pair, the snapshot's age), which is what a ranker sees when it
+looks pairs up in a SOLARIS snapshot.
 
 Every variant the evaluation compares is this one model, trained the same way (same rows, seed,
 epochs); only its FM input (none, snapshot, fresh) or its labels (clicks, or clicks blended with FM
@@ -27,7 +28,7 @@ _USER_SEED, _AD_SEED = 101, 103
 
 @dataclass(frozen=True)
 class VMConfig:
-    """Sizes of the VM. ``fm_dim`` 0 means no FM input."""
+    """Sizes of the VM. ``fm_dim`` 0 means no FM input; ``fm_side`` scalar columns come with it."""
 
     user_buckets: int = 1 << 16
     ad_buckets: int = 1 << 15
@@ -37,6 +38,7 @@ class VMConfig:
     hidden: int = 64
     fm_dim: int = 0
     fm_proj: int = 32
+    fm_side: int = 0
 
 
 def vm_features(user_id: np.ndarray, ad_id: np.ndarray, category: np.ndarray, surface: np.ndarray,
@@ -65,19 +67,22 @@ class VerticalModel(nn.Module):
         if c.fm_dim:
             self.fm_default = nn.Parameter(torch.zeros(c.fm_dim))
             self.fm_proj = nn.Linear(c.fm_dim, c.fm_proj)
-            width += c.fm_proj + 1
+            width += c.fm_proj + 1 + c.fm_side
         self.mlp = nn.Sequential(nn.Linear(width, c.hidden), nn.ReLU(), nn.Linear(c.hidden, 1))
         for e in (self.user, self.ad, self.cat, self.surface, self.hour):
             nn.init.normal_(e.weight, std=0.01)
 
-    def forward(self, x: dict[str, torch.Tensor], fm: torch.Tensor | None = None,
-                hit: torch.Tensor | None = None) -> torch.Tensor:
-        """Click logits (n,). ``fm`` (n, fm_dim) float and ``hit`` (n,) bool when ``fm_dim`` > 0."""
+    def forward(self, x: dict[str, torch.Tensor], fm: torch.Tensor | None = None, hit: torch.Tensor | None = None,
+                side: torch.Tensor | None = None) -> torch.Tensor:
+        """Click logits (n,). ``fm`` (n, fm_dim) float and ``hit`` (n,) bool when ``fm_dim`` > 0;
+        ``side`` (n, fm_side) float when ``fm_side`` > 0."""
         parts = [self.user(x["user"]), self.ad(x["ad"]), self.cat(x["cat"]), self.surface(x["surface"]),
                  self.hour(x["hour"])]
         if self.config.fm_dim:
             e = torch.where(hit[:, None], fm, self.fm_default.expand_as(fm))
             parts += [self.fm_proj(e), (~hit).float()[:, None]]
+            if self.config.fm_side:
+                parts.append(side)
         return self.mlp(torch.cat(parts, dim=-1)).squeeze(-1)
 
 
@@ -92,19 +97,39 @@ class VMTraining:
     seed: int = 0
 
 
-def _tensors(x: dict[str, np.ndarray], fm: np.ndarray | None, hit: np.ndarray | None):
+@dataclass(frozen=True)
+class FMInput:
+    """What a VM reads from the FM for some rows: ``emb`` (n, d) float32, ``hit`` (n,) bool (False:
+    the learned default replaces ``emb``) and ``side`` (n, k) float32 scalar columns."""
+
+    emb: np.ndarray
+    hit: np.ndarray
+    side: np.ndarray
+
+    def config(self) -> VMConfig:
+        """The VM config that reads this input."""
+        return VMConfig(fm_dim=self.emb.shape[1], fm_side=self.side.shape[1])
+
+    def take(self, sel: np.ndarray) -> FMInput:
+        """The rows ``sel`` (a mask or indices)."""
+        return FMInput(self.emb[sel], self.hit[sel], self.side[sel])
+
+
+def _tensors(x: dict[str, np.ndarray], fm: FMInput | None):
     xt = {k: torch.as_tensor(x[k]) for k in VM_KEYS}
-    ft = None if fm is None else torch.as_tensor(np.asarray(fm, np.float32))
-    ht = None if hit is None else torch.as_tensor(np.asarray(hit, bool))
-    return xt, ft, ht
+    if fm is None:
+        return xt, ()
+    return xt, (torch.as_tensor(np.asarray(fm.emb, np.float32)), torch.as_tensor(np.asarray(fm.hit, bool)),
+                torch.as_tensor(np.asarray(fm.side, np.float32)))
 
 
-def train_vm(config: VMConfig, x: dict[str, np.ndarray], target: np.ndarray, fm: np.ndarray | None = None,
-             hit: np.ndarray | None = None, training: VMTraining = VMTraining()) -> VerticalModel:
-    """Fit a VM by binary cross-entropy against ``target`` in [0, 1] (clicks, or soft labels)."""
+def train_vm(x: dict[str, np.ndarray], target: np.ndarray, fm: FMInput | None = None,
+             training: VMTraining = VMTraining()) -> VerticalModel:
+    """Fit a VM by binary cross-entropy against ``target`` in [0, 1] (clicks, or soft labels); it
+    reads ``fm`` when given."""
     torch.manual_seed(training.seed)
-    model = VerticalModel(config)
-    xt, ft, ht = _tensors(x, fm, hit)
+    model = VerticalModel(VMConfig() if fm is None else fm.config())
+    xt, ft = _tensors(x, fm)
     y = torch.as_tensor(np.asarray(target, np.float32))
     opt = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=training.weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
@@ -114,7 +139,7 @@ def train_vm(config: VMConfig, x: dict[str, np.ndarray], target: np.ndarray, fm:
         perm = torch.randperm(len(y), generator=gen)
         for i in range(0, len(y), training.batch_size):
             b = perm[i : i + training.batch_size]
-            logit = model({k: v[b] for k, v in xt.items()}, None if ft is None else ft[b], None if ht is None else ht[b])
+            logit = model({k: v[b] for k, v in xt.items()}, *(t[b] for t in ft))
             loss = loss_fn(logit, y[b])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -122,15 +147,14 @@ def train_vm(config: VMConfig, x: dict[str, np.ndarray], target: np.ndarray, fm:
     return model.eval()
 
 
-def predict_vm(model: VerticalModel, x: dict[str, np.ndarray], fm: np.ndarray | None = None,
-               hit: np.ndarray | None = None, batch_size: int = 8192) -> np.ndarray:
+def predict_vm(model: VerticalModel, x: dict[str, np.ndarray], fm: FMInput | None = None,
+               batch_size: int = 8192) -> np.ndarray:
     """Click probabilities (n,) float64."""
-    xt, ft, ht = _tensors(x, fm, hit)
+    xt, ft = _tensors(x, fm)
     n = len(xt["user"])
     out = []
     with torch.inference_mode():
         for i in range(0, n, batch_size):
             sl = slice(i, i + batch_size)
-            out.append(torch.sigmoid(model({k: v[sl] for k, v in xt.items()}, None if ft is None else ft[sl],
-                                           None if ht is None else ht[sl])))
+            out.append(torch.sigmoid(model({k: v[sl] for k, v in xt.items()}, *(t[sl] for t in ft))))
     return torch.cat(out).double().numpy() if out else np.zeros(0)

@@ -197,15 +197,30 @@ def load_snapshot(root: Root, model: str, snapshot_id: str, shard: tuple[int, in
     segments = segments if segments.ok else None  # data not grouped by user: the pair index only
     snap = _Snapshot(snapshot_id, dim, keys, emb, index, segments, m.at_ts)
     if fallback == "user_mean" and n:
-        o = np.argsort(users, kind="stable")
-        su = users[o]
-        starts = np.flatnonzero(np.r_[True, su[1:] != su[:-1]])
-        sums = np.add.reduceat(emb[o].astype(np.float32), starts, axis=0)
-        snap.user_mean_ids = su[starts]
-        snap.user_mean = sums / np.diff(np.r_[starts, n])[:, None]
+        snap.user_mean_ids, snap.user_mean = user_means(users, emb)
     snap.nbytes = keys.nbytes + emb.nbytes + snap.index.nbytes + (segments.nbytes if segments else 0) + (
         snap.user_mean.nbytes + snap.user_mean_ids.nbytes if snap.user_mean is not None else 0)
     return snap
+
+
+def user_means(users: np.ndarray, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``user_mean`` fallback's table: each distinct user of ``users`` (sorted) and the float32
+    mean of its rows of ``emb`` (n, d)."""
+    if not len(users):
+        return np.zeros(0, np.int64), np.zeros((0, emb.shape[1]), np.float32)
+    o = np.argsort(users, kind="stable")
+    su = users[o]
+    starts = np.flatnonzero(np.r_[True, su[1:] != su[:-1]])
+    sums = np.add.reduceat(emb[o].astype(np.float32), starts, axis=0)
+    return su[starts], sums / np.diff(np.r_[starts, len(su)])[:, None]
+
+
+def find_users(ids: np.ndarray, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``users`` is in the sorted ``ids``: ``(known, pos)``, ``pos`` valid where ``known``."""
+    if not len(ids):
+        return np.zeros(len(users), bool), np.zeros(len(users), np.int64)
+    pos = np.searchsorted(ids, users).clip(0, len(ids) - 1)
+    return ids[pos] == users, pos
 
 
 _INT64 = np.dtype(np.int64)
@@ -458,9 +473,7 @@ class EmbeddingStore:
         if self._fallback == "none":
             out[miss] = np.nan
         elif snap.user_mean_ids is not None and len(snap.user_mean_ids):
-            mu = u[miss]
-            pos = np.searchsorted(snap.user_mean_ids, mu).clip(0, len(snap.user_mean_ids) - 1)
-            known = snap.user_mean_ids[pos] == mu
+            known, pos = find_users(snap.user_mean_ids, u[miss])
             idx = np.flatnonzero(miss)[known]
             out[idx] = snap.user_mean[pos[known]]
 
