@@ -198,8 +198,9 @@ class _World:
         surface = rng.choice(len(SURFACES), R, p=SURFACE_P)
         k = np.clip(rng.poisson(cfg.candidates, R), 5, 100)
 
-        # Draw 1.6x the candidates, drop repeated (request, ad) draws (a ranker scores an ad once
-        # per request), then keep k distinct ones per request, chosen at random.
+        # Draw 1.6x the candidates (3x in a feed, where many draws are items already delivered and
+        # dropped), drop repeated (request, ad) draws (a ranker scores an ad once per request), then
+        # keep k distinct ones per request, chosen at random.
         row_req = np.repeat(np.arange(R), np.ceil((3.0 if cfg.regime == "feed" else 1.6) * k).astype(np.int64))
         row_user = req_user[row_req]
         if cfg.regime == "feed":
