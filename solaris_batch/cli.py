@@ -51,7 +51,7 @@ def cmd_simulate(a):
     from solaris_batch.logs.simulator import SimConfig, simulate
 
     cfg = SimConfig(start=a.start, hours=a.hours, users=a.users, ads=a.ads, seed=a.seed,
-                    candidates=a.candidates, explore=a.explore, churn=a.churn)
+                    candidates=a.candidates, explore=a.explore, churn=a.churn, regime=a.regime)
     s = simulate(cfg, a.out)
     print(f"simulate: {s.rows:,} rows, {s.requests:,} requests, {s.impressions:,} impressions,"
           f" {s.clicks:,} clicks over {s.hours} h -> {a.out} ({s.rows_per_s:,.0f} rows/s generated)")
@@ -302,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--candidates", type=int, default=30, help="mean final-stage candidates per request")
     sp.add_argument("--explore", type=float, default=0.15, help="share of candidates outside the user's pool")
     sp.add_argument("--churn", type=float, default=0.02, help="hourly interest-pool churn")
+    sp.add_argument("--regime", default="market",
+                    help="market: ads with interest pools, pairs recur (default); feed: short-lived items shown"
+                         " to many users, pairs rarely repeat")
 
     sp = add("speculate", cmd_speculate, "Spark job: plan the pairs of the next horizon under a budget")
     sp.add_argument("--logs", help="request-log root (default SOLARIS_LOGS)")

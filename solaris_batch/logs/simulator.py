@@ -16,6 +16,13 @@ What it models, and why each part matters to SOLARIS:
   only a model reading the user's recent sequence can learn. The ranker orders candidates by the
   true logit plus noise; the top slots are impressed; clicks follow the true probability.
 
+The ``feed`` regime (``SimConfig.regime``) is a news feed instead: items live a few hours and are
+launched continuously; each request's candidates are drawn from every live item by popularity and
+freshness (mostly within the user's tastes), and an item already delivered to a user is rarely a
+candidate for them again. Each item reaches many users, and pairs rarely repeat. Users, the click
+model and the ranker are the marketplace's. The default regime's draws are untouched, so its seeds
+reproduce the same logs.
+
 Everything is vectorized numpy: each hour is generated with a handful of array operations.
 """
 
@@ -40,6 +47,13 @@ from solaris_batch.timeutil import HOUR_US, parse_time, to_us
 SURFACES = np.array(["feed", "stories", "marketplace"], dtype=object)
 SURFACE_P = np.array([0.6, 0.3, 0.1])
 SURFACE_SLOTS = np.array([4, 2, 3])
+REGIMES = ("market", "feed")
+FEED_LIFE_H = 4.0
+"""Median item lifetime of the feed regime, hours (log-normal, sigma 0.5: most live 2-10 h)."""
+FEED_DECAY_H = 3.0
+"""e-folding time of a feed item's draw weight with its age, hours (news goes stale)."""
+FEED_RESHOW = 0.05
+"""Chance that an item already delivered to a user is kept as their candidate again."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,9 @@ class SimConfig:
     churn: float = 0.02
     """Per-hour probability that a pool slot is re-drawn (interest drift)."""
     latent_dim: int = 8
+    regime: str = "market"
+    """``market`` (ads with interest pools, pairs recur) or ``feed`` (short-lived items shown to many
+    users, pairs rarely repeat; ``explore`` is then the share drawn outside the user's tastes)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", parse_time(self.start).replace(minute=0, second=0, microsecond=0))
@@ -71,6 +88,8 @@ class SimConfig:
                 raise ConfigError(f"simulate: --{name} must be >= 1")
         if not 0 <= self.explore <= 1 or not 0 <= self.churn <= 1:
             raise ConfigError("simulate: explore and churn must be in [0, 1]")
+        if self.regime not in REGIMES:
+            raise ConfigError(f"simulate: --regime must be one of {', '.join(REGIMES)}, got {self.regime!r}")
 
 
 def user_ids(n: int) -> np.ndarray:
@@ -117,6 +136,11 @@ class _World:
         slot_w = 1.0 / np.arange(1, cfg.pool + 1) ** 0.9
         self.slot_cum = np.cumsum(slot_w)
         self.last_click_cat = np.full(N, -1, dtype=np.int32)
+        if cfg.regime == "feed":  # drawn after the marketplace's draws, which stay as they were
+            self.ad_start_h = rng.uniform(-2 * FEED_LIFE_H, cfg.hours, M)
+            self.ad_end_h = self.ad_start_h + rng.lognormal(np.log(FEED_LIFE_H), 0.5, M)
+            self.delivered = np.empty(0, dtype=np.int64)  # user * ads + ad of every candidate so far
+            return
         self.pool = np.zeros((N, cfg.pool), dtype=np.int64)
         live = self.live(0)
         users = np.repeat(np.arange(N), cfg.pool)
@@ -133,12 +157,13 @@ class _World:
             out[sl] = (self.cat_cum[users[sl]] < u[sl, None]).sum(1)
         return np.minimum(out, self.cfg.categories - 1)
 
-    def _draw_popular(self, n: int, candidates: np.ndarray) -> np.ndarray:
-        cum = np.cumsum(self.ad_pop[candidates])
+    def _draw_popular(self, n: int, candidates: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+        cum = np.cumsum((self.ad_pop if weight is None else weight)[candidates])
         return candidates[np.searchsorted(cum, self.rng.random(n) * cum[-1], side="right").clip(0, len(candidates) - 1)]
 
-    def _draw_in_categories(self, cats: np.ndarray, live: np.ndarray) -> np.ndarray:
-        """One live ad per requested category, by popularity (any live ad if the category has none)."""
+    def _draw_in_categories(self, cats: np.ndarray, live: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+        """One live ad per requested category, by ``weight`` (default popularity; any live ad if the
+        category has none)."""
         out = np.empty(len(cats), dtype=np.int64)
         live_idx = np.flatnonzero(live)
         if len(live_idx) == 0:
@@ -149,17 +174,18 @@ class _World:
             pos = order[bounds[c] : bounds[c + 1]]
             if len(pos):
                 in_cat = live_idx[self.ad_cat[live_idx] == c]
-                out[pos] = self._draw_popular(len(pos), in_cat if len(in_cat) else live_idx)
+                out[pos] = self._draw_popular(len(pos), in_cat if len(in_cat) else live_idx, weight)
         return out
 
     def hour(self, h: int, hour_start_us: int) -> pa.Table:
         cfg, rng = self.cfg, self.rng
         live = self.live(h)
-        # Expired ads leave the pools; a few slots churn. Replacements follow the user's tastes.
-        dead = ~live[self.pool] | (rng.random(self.pool.shape) < cfg.churn)
-        du, ds = np.nonzero(dead)
-        if len(du):
-            self.pool[du, ds] = self._draw_in_categories(self._draw_categories(du), live)
+        if cfg.regime == "market":
+            # Expired ads leave the pools; a few slots churn. Replacements follow the user's tastes.
+            dead = ~live[self.pool] | (rng.random(self.pool.shape) < cfg.churn)
+            du, ds = np.nonzero(dead)
+            if len(du):
+                self.pool[du, ds] = self._draw_in_categories(self._draw_categories(du), live)
 
         hour_of_day = ((hour_start_us // HOUR_US) % 24 + self.phase) % 24
         rate = self.activity * (1.0 + 0.6 * np.sin(2 * np.pi * (hour_of_day - 8.0) / 24.0))
@@ -172,22 +198,68 @@ class _World:
         surface = rng.choice(len(SURFACES), R, p=SURFACE_P)
         k = np.clip(rng.poisson(cfg.candidates, R), 5, 100)
 
-        # Draw 1.6x the candidates, drop repeated (request, ad) draws (a ranker scores an ad once
-        # per request), then keep k distinct ones per request, chosen at random.
-        row_req = np.repeat(np.arange(R), np.ceil(1.6 * k).astype(np.int64))
+        # Draw 1.6x the candidates (3x in a feed, where many draws are items already delivered and
+        # dropped), drop repeated (request, ad) draws (a ranker scores an ad once per request), then
+        # keep k distinct ones per request, chosen at random.
+        row_req = np.repeat(np.arange(R), np.ceil((3.0 if cfg.regime == "feed" else 1.6) * k).astype(np.int64))
         row_user = req_user[row_req]
-        n = len(row_req)
-        slot = np.searchsorted(self.slot_cum, rng.random(n) * self.slot_cum[-1], side="right")
-        ad = self.pool[row_user, np.minimum(slot, cfg.pool - 1)]
-        explore = rng.random(n) < cfg.explore
-        ad[explore] = self._draw_popular(int(explore.sum()), np.flatnonzero(live))
+        if cfg.regime == "feed":
+            ad = self._feed_draw(h, row_user, live)
+            keep = self._not_delivered(row_user, ad)
+            row_req, row_user, ad = row_req[keep], row_user[keep], ad[keep]
+        else:
+            ad = self._pool_draw(row_user, live)
         _, first = np.unique(row_req * cfg.ads + ad, return_index=True)
         row_req, row_user, ad = row_req[first], row_user[first], ad[first]
         o = np.argsort(row_req + rng.random(len(row_req)) * 0.999, kind="stable")
         row_req, row_user, ad = row_req[o], row_user[o], ad[o]
         keep = (np.arange(len(row_req)) - np.searchsorted(row_req, np.arange(R))[row_req]) < k[row_req]
         row_req, row_user, ad = row_req[keep], row_user[keep], ad[keep]
+        if cfg.regime == "feed":
+            row_req, row_user, ad = self._deliver(h, row_req, row_user, ad)
+        return self._rank_and_log(hour_start_us, R, surface, offset, row_req, row_user, ad)
 
+    def _pool_draw(self, row_user: np.ndarray, live: np.ndarray) -> np.ndarray:
+        """Market candidates: a pool slot of the user (skewed to the first slots), or exploration."""
+        cfg, rng = self.cfg, self.rng
+        n = len(row_user)
+        slot = np.searchsorted(self.slot_cum, rng.random(n) * self.slot_cum[-1], side="right")
+        ad = self.pool[row_user, np.minimum(slot, cfg.pool - 1)]
+        explore = rng.random(n) < cfg.explore
+        ad[explore] = self._draw_popular(int(explore.sum()), np.flatnonzero(live))
+        return ad
+
+    def _feed_draw(self, h: int, row_user: np.ndarray, live: np.ndarray) -> np.ndarray:
+        """Feed candidates: live items by popularity x freshness, within a category of the user's
+        tastes except for an ``explore`` share drawn from all live items."""
+        weight = self.ad_pop * np.exp(-np.maximum(h + 0.5 - self.ad_start_h, 0.0) / FEED_DECAY_H)
+        ad = self._draw_in_categories(self._draw_categories(row_user), live, weight)
+        explore = self.rng.random(len(row_user)) < self.cfg.explore
+        ad[explore] = self._draw_popular(int(explore.sum()), np.flatnonzero(live), weight)
+        return ad
+
+    def _not_delivered(self, row_user: np.ndarray, ad: np.ndarray) -> np.ndarray:
+        """Mask of the draws the user was not delivered before (and a ``FEED_RESHOW`` share of the rest)."""
+        seen = np.isin(row_user * self.cfg.ads + ad, self.delivered)
+        return ~seen | (self.rng.random(len(ad)) < FEED_RESHOW)
+
+    def _deliver(self, h: int, row_req: np.ndarray, row_user: np.ndarray, ad: np.ndarray):
+        """Drop an item already delivered to the user by an earlier request of this hour (but a
+        ``FEED_RESHOW`` share), remember the hour's pairs, and forget items that have ended (which
+        bounds the memory). Rows are in request (time) order; returns the rows kept."""
+        keys = row_user * self.cfg.ads + ad
+        _, first = np.unique(keys, return_index=True)
+        keep = np.zeros(len(keys), dtype=bool)
+        keep[first] = True
+        keep |= self.rng.random(len(keys)) < FEED_RESHOW
+        keys = np.union1d(self.delivered, keys)
+        self.delivered = keys[self.ad_end_h[keys % self.cfg.ads] > h]
+        return row_req[keep], row_user[keep], ad[keep]
+
+    def _rank_and_log(self, hour_start_us: int, R: int, surface: np.ndarray, offset: np.ndarray,
+                      row_req: np.ndarray, row_user: np.ndarray, ad: np.ndarray) -> pa.Table:
+        """Rank each request's candidates by the noisy true logit, impress the top slots, draw clicks."""
+        cfg, rng = self.cfg, self.rng
         u, a = self.user_vec[row_user], self.ad_vec[ad]
         half = cfg.latent_dim // 2
         aff = (u * a).sum(1)

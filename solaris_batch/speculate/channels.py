@@ -44,6 +44,11 @@ class ChannelOptions:
     """Nearest-neighbour candidates per user."""
     nn_dim: int = 32
     """Dimension of the co-visitation ad vectors."""
+    fresh_ads: int = 50
+    """Ads of the fresh channel: the live ads with the largest share of the last hour's requests."""
+    fresh_users: int = 20_000
+    """Users of the fresh channel: the most active ones. The channel adds at most
+    ``fresh_ads * fresh_users`` candidate pairs (1M with the defaults), whatever the log size."""
 
 
 def read_valid(spark, logs: Path, window: Window):

@@ -3,7 +3,7 @@
 Reads only complete hour partitions (a lookback reaching back before the log's first hour is read
 from there, and ``_plan.json`` records where in ``lookback_start``), quarantines malformed rows,
 gathers candidates from the channels (repeats, user activity, ad liveness, co-visitation, faiss
-neighbours), scores them with the chosen speculator, keeps the top ``budget`` pairs in
+neighbours, fresh items x active users), scores them with the chosen speculator, keeps the top ``budget`` pairs in
 ``PLAN_ORDER`` (ties broken by ids, so reruns are identical), shards them by
 ``pmod(xxhash64(user_id), shards)`` and writes the plan (layout in ``plan.py``) atomically.
 """

@@ -106,6 +106,30 @@ def test_covisitation_channel(spark, logs):
     assert _rows(channel(spark, "channel_covisit", per_user=1), ["user_id", "ad_id"]).keys() <= cov.keys()
 
 
+def test_fresh_channel(spark, logs):
+    load_window(spark, logs, AT, 3 * H)
+    channel(spark, "channel_ads", at_us=_at_us(AT), horizon_us=3600 * US).createOrReplaceTempView("live_ads")
+
+    def fresh(horizon_h=1, ads=50, users=20_000):
+        return _rows(channel(spark, "channel_fresh", at_us=_at_us(AT), horizon_us=horizon_h * 3600 * US,
+                             fresh_ads=ads, fresh_users=users), ["user_id", "ad_id"])
+
+    got = fresh()
+    # last hour [02:00, 03:00): requests 4 (u1: 100, 999) and 5 (u3: 101); 999 is not live.
+    # Share: 100 and 101 each 1 of 2 requests, 1 of 2 users; ranked by share, then ad_id.
+    assert set(got) == {(u, a) for u in (1, 2, 3) for a in (100, 101)}
+    assert got[(1, 100)]["fresh_ad_rank"] == 1 and got[(1, 101)]["fresh_ad_rank"] == 2
+    assert got[(2, 101)]["fresh_share"] == pytest.approx(0.5)
+    # rate = 0.7 * requests in 6h / 6 + 0.3 * requests in 24h / 24: u1 has 3, u2 and u3 one each
+    rate = {1: 0.7 * 3 / 6 + 0.3 * 3 / 24, 2: 0.7 / 6 + 0.3 / 24}
+    assert got[(1, 100)]["fresh_p"] == pytest.approx(1 - math.exp(-rate[1] * 1 * 0.5))
+    assert got[(2, 101)]["fresh_p"] == pytest.approx(1 - math.exp(-rate[2] * 1 * 0.5))
+    # an 18h horizon: both ads end 9h after AT, so each is live half of it (share 0.25)
+    assert fresh(horizon_h=18)[(1, 100)]["fresh_p"] == pytest.approx(1 - math.exp(-rate[1] * 18 * 0.25))
+    # bounded: the top ads x the most active users (ties by user_id)
+    assert set(fresh(ads=1, users=2)) == {(1, 100), (2, 100)}
+
+
 def test_candidates_join_channels_and_reach_new_ads(spark, logs):
     load_window(spark, logs, AT, 3 * H)
     c = _rows(candidates(spark, AT, H, 3 * H, ChannelOptions(nn_k=10, nn_dim=4)), ["user_id", "ad_id"])
@@ -115,6 +139,9 @@ def test_candidates_join_channels_and_reach_new_ads(spark, logs):
     # 103 was never scored; it inherits its category's vector (102's), so neighbours reach it
     assert any(a == 103 and r["nn_rank"] <= 10 for (_, a), r in c.items())
     assert c[(1, 100)]["rep_share"] == pytest.approx(1.0) and c[(1, 101)]["rep_share"] == pytest.approx(1 / 3)
+    # the fresh channel's pairs carry its features; others its "never" values
+    assert c[(2, 101)]["fresh_ad_rank"] == 2 and c[(2, 101)]["fresh_share"] == pytest.approx(0.5)
+    assert any(a == 103 and r["fresh_p"] == 0 and r["fresh_ad_rank"] == 51 for (_, a), r in c.items())
 
 
 def test_backtest_metrics_match_an_independent_count(spark, logs, tmp_path):

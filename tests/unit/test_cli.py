@@ -83,3 +83,14 @@ def test_speculate_to_an_object_store_is_one_line_error(capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.startswith("solaris: error: s3://b/plan is an object-store URI") and len(err.splitlines()) == 1
     assert not (Path.cwd() / "s3:").exists()
+
+
+def test_simulate_takes_the_regime_and_refuses_an_unknown_one(capsys, tmp_path):
+    import json
+
+    argv = ["simulate", "--out", str(tmp_path / "logs"), "--start", "2026-11-20T00:00", "--hours", "1",
+            "--users", "50", "--ads", "40"]
+    assert _run(capsys, *argv, "--regime", "feed")[0] == 0
+    assert json.loads((tmp_path / "logs" / "_simulator.json").read_text())["regime"] == "feed"
+    rc, _, err = _run(capsys, *argv, "--regime", "news")
+    assert rc == 2 and "--regime must be one of market, feed" in _one_error_line(err)

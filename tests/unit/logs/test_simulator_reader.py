@@ -77,6 +77,34 @@ def test_simulator_marketplace_properties(sim):
     assert ((end > t0) & (end < t1)).any(), "some ads expire during the run"
 
 
+def _feed(out, seed=11):
+    return simulate(SimConfig(start=T0, hours=10, users=600, ads=200, seed=seed, regime="feed"), out,
+                    progress=False)
+
+
+def test_feed_regime_short_lived_items_shown_to_many_users_pairs_rarely_repeat(tmp_path):
+    _feed(tmp_path / "a")
+    t = _all(tmp_path / "a")
+    user, ad = t.column("user_id").to_numpy(), t.column("ad_id").to_numpy()
+    _, inv, per_pair = np.unique(user * 1_000_003 + ad, return_inverse=True, return_counts=True)
+    assert (per_pair[inv] > 1).mean() < 0.25  # the market regime: ~0.8 of rows are of repeated pairs
+    ads = pq.read_table(tmp_path / "a" / "ads" / "ads.parquet")
+    life_h = (ads.column("end_ts").cast(pa.int64()).to_numpy()
+              - ads.column("start_ts").cast(pa.int64()).to_numpy()) / 3.6e9
+    assert np.median(life_h) < 6 and (life_h < 12).mean() > 0.9  # the market's ads live days
+    start = ads.column("start_ts").cast(pa.int64()).to_numpy()
+    t0 = int(T0.timestamp() * 1e6)
+    assert ((start > t0) & (start < t0 + 10 * 3600 * 10**6)).sum() > 50, "launched continuously"
+    users_per_item = np.array([len(np.unique(user[ad == a])) for a in np.unique(ad)])
+    assert np.median(users_per_item) > 0.1 * 600  # each item reaches many users
+    per_req = np.bincount(np.unique(t.column("request_id").to_numpy(), return_inverse=True)[1])
+    assert 5 <= per_req.mean() <= 45
+    _feed(tmp_path / "b")
+    assert _all(tmp_path / "b").equals(t)  # deterministic under the seed
+    _feed(tmp_path / "c", seed=12)
+    assert not _all(tmp_path / "c").equals(t)
+
+
 def test_read_window_filters_by_time(tmp_path):
     ts = [T0 + timedelta(minutes=m) for m in (5, 30, 65)]
     write_hours(tmp_path, {0: [(1, ts[0], 7, 70, 0, True, False), (2, ts[1], 7, 71, None, False, False)],
